@@ -1,0 +1,30 @@
+# Two commands do everything on a fresh machine: `make run` (the main job) and `make test` (every test).
+# Both create .venv and install the project into it on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+OUT    ?= runs/latest
+
+.PHONY: run test setup export clean-nbs bench
+setup: $(STAMP)
+
+$(STAMP): settings.ini setup.py constraints.txt
+	@echo "setting up $(VENV) (CPU build of torch 2.13.0, nbdev 2.4.14, cross-check libraries)..."
+	$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]" > $(VENV)/install.log 2>&1 \
+	  || { grep -v "is ignored" $(VENV)/install.log; exit 1; }
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/llama3_nb run --out $(OUT)
+
+test: $(STAMP)
+	cd nbs && ../$(BIN)/nbdev_test --n_workers 2 --timing
+	$(BIN)/python -m pytest -q tests
+
+bench: $(STAMP)
+	$(BIN)/llama3_nb bench model
+
+export: $(STAMP)
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean

@@ -1,0 +1,44 @@
+"""The `llama3_nb` console command, run as a user runs it: a subprocess."""
+import json, subprocess, sys, shutil
+from pathlib import Path
+import pytest
+
+EXE = shutil.which("llama3_nb") or str(Path(sys.executable).parent / "llama3_nb")
+
+def cli(*args, ok=True):
+    r = subprocess.run([EXE, *map(str, args)], capture_output=True, text=True, timeout=600)
+    if ok: assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+def test_help_lists_subcommands():
+    out = cli("--help").stdout
+    for sub in ("run", "info", "convert", "bench"): assert sub in out
+
+def test_run_writes_report(tmp_path):
+    r = cli("run", "--preset", "tiny", "--out", tmp_path / "run", "--new-tokens", "3")
+    s = json.loads((tmp_path / "run/summary.json").read_text())
+    assert s["status"] == "ok" and "status: ok" in r.stdout
+    assert len(s["steps"]["generate (greedy, no cache)"]["generated"]) == 3
+    assert (tmp_path / "run/report.md").read_text().startswith("# llama3_nb")
+    assert (tmp_path / "run/checkpoints/meta/consolidated.00.pth").exists()
+    assert (tmp_path / "run/checkpoints/hf/model.safetensors").exists()
+
+def test_info_preset_and_checkpoint(tmp_path):
+    assert "70,553,706,496" in cli("info", "llama3_70b").stdout
+    cli("run", "--preset", "tiny", "--out", tmp_path, "--new-tokens", "1")
+    assert "parameters:" in cli("info", tmp_path / "checkpoints/hf").stdout
+    assert "parameters:" in cli("info", tmp_path / "checkpoints/meta").stdout
+
+def test_info_bad_name_is_a_clear_error():
+    r = cli("info", "llama9_1t", ok=False)
+    assert r.returncode != 0 and "neither a checkpoint directory nor a preset" in r.stderr
+
+def test_convert_round_trip(tmp_path):
+    import torch
+    from llama3_nb.checkpoints import load_meta_checkpoint
+    cli("run", "--preset", "tiny", "--out", tmp_path, "--new-tokens", "1")
+    cli("convert", tmp_path / "checkpoints/meta", tmp_path / "hf2", "--to", "hf")
+    cli("convert", tmp_path / "hf2", tmp_path / "meta2", "--to", "meta")
+    a, b = load_meta_checkpoint(tmp_path / "checkpoints/meta"), load_meta_checkpoint(tmp_path / "meta2")
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
