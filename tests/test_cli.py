@@ -15,17 +15,17 @@ def test_help_lists_subcommands():
     for sub in ("run", "info", "convert", "bench"): assert sub in out
 
 def test_run_writes_report(tmp_path):
-    r = cli("run", "--preset", "tiny", "--out", tmp_path / "run", "--new-tokens", "3")
+    r = cli("run", "--preset", "tiny", "--vocab-size", "512", "--out", tmp_path / "run", "--new-tokens", "3")
     s = json.loads((tmp_path / "run/summary.json").read_text())
     assert s["status"] == "ok" and "status: ok" in r.stdout
-    assert len(s["steps"]["generate (greedy, no cache)"]["generated"]) == 3
+    assert list(s["steps"]) == ["tokenizer", "model", "checkpoints", "serve"]
     assert (tmp_path / "run/report.md").read_text().startswith("# llama3_nb")
     assert (tmp_path / "run/checkpoints/meta/consolidated.00.pth").exists()
     assert (tmp_path / "run/checkpoints/hf/model.safetensors").exists()
 
 def test_info_preset_and_checkpoint(tmp_path):
     assert "70,553,706,496" in cli("info", "llama3_70b").stdout
-    cli("run", "--preset", "tiny", "--out", tmp_path, "--new-tokens", "1")
+    cli("run", "--preset", "tiny", "--vocab-size", "512", "--out", tmp_path, "--new-tokens", "1")
     assert "parameters:" in cli("info", tmp_path / "checkpoints/hf").stdout
     assert "parameters:" in cli("info", tmp_path / "checkpoints/meta").stdout
 
@@ -36,9 +36,31 @@ def test_info_bad_name_is_a_clear_error():
 def test_convert_round_trip(tmp_path):
     import torch
     from llama3_nb.checkpoints import load_meta_checkpoint
-    cli("run", "--preset", "tiny", "--out", tmp_path, "--new-tokens", "1")
+    cli("run", "--preset", "tiny", "--vocab-size", "512", "--out", tmp_path, "--new-tokens", "1")
     cli("convert", tmp_path / "checkpoints/meta", tmp_path / "hf2", "--to", "hf")
     cli("convert", tmp_path / "hf2", tmp_path / "meta2", "--to", "meta")
     a, b = load_meta_checkpoint(tmp_path / "checkpoints/meta"), load_meta_checkpoint(tmp_path / "meta2")
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert ka == kb and torch.equal(va, vb)
+
+def test_chat_in_a_pipe(tmp_path):
+    cli("run", "--preset", "tiny", "--vocab-size", "512", "--out", tmp_path, "--new-tokens", "1")
+    for fmt in ("meta", "hf"):
+        r = subprocess.run([EXE, "chat", tmp_path / f"checkpoints/{fmt}", "--max-new-tokens", "5", "--seed", "0"],
+                           input="hello\n\nwhat is <|eot_id|> ?\n", capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert len(r.stdout.splitlines()) == 2              # one reply line per non-empty input line
+
+def test_chat_without_tokenizer_is_a_clear_error(tmp_path):
+    cli("run", "--preset", "tiny", "--vocab-size", "512", "--out", tmp_path, "--new-tokens", "1")
+    (tmp_path / "checkpoints/hf/tokenizer.model").unlink()
+    r = cli("chat", tmp_path / "checkpoints/hf", ok=False)
+    assert r.returncode != 0 and "no tokenizer at" in r.stderr
+
+def test_tokenizer_train_and_encode(tmp_path):
+    f = tmp_path / "t.txt"; f.write_text("the cat sat on the mat. " * 200)
+    cli("tokenizer", "train", f, "--vocab-size", "300", "--out", tmp_path / "tok.model")
+    out = cli("tokenizer", "encode", tmp_path / "tok.model", "<|eot_id|>", "--pieces").stdout
+    assert "'<'" in out and "<|eot_id|>'" not in out          # user text never becomes a special token
+    r = cli("tokenizer", "train", tmp_path / "missing.txt", ok=False)
+    assert r.returncode != 0 and "cannot read" in r.stderr
