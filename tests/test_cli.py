@@ -64,3 +64,15 @@ def test_tokenizer_train_and_encode(tmp_path):
     assert "'<'" in out and "<|eot_id|>'" not in out          # user text never becomes a special token
     r = cli("tokenizer", "train", tmp_path / "missing.txt", ok=False)
     assert r.returncode != 0 and "cannot read" in r.stderr
+
+def test_curate_command_on_the_shipped_crawl(tmp_path):
+    from llama3_nb.crawl import shipped_crawl_dir
+    crawl = next(shipped_crawl_dir().glob("crawl.jsonl*"))
+    cli("curate", crawl, tmp_path / "cur", "--quiet", "--no-quality")
+    s = json.loads((tmp_path / "cur/summary.json").read_text())
+    kept = (tmp_path / "cur/kept.jsonl").read_text().count("\n")
+    rejected = (tmp_path / "cur/rejects.jsonl").read_text().count("\n")
+    import gzip
+    pages = sum(1 for _ in (gzip.open(crawl, "rt") if crawl.suffix == ".gz" else open(crawl)))
+    assert kept + rejected == pages and rejected > 100, s    # nothing vanishes: every page is kept or a reject
+    assert cli("curate", tmp_path / "nope.jsonl", tmp_path / "o", ok=False).returncode == 2
