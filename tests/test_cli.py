@@ -19,7 +19,8 @@ def test_run_writes_report(tmp_path):
     s = json.loads((tmp_path / "run/summary.json").read_text())
     assert s["status"] == "ok" and "status: ok" in r.stdout
     assert list(s["steps"]) == ["curate", "tokenizer", "model", "pretrain", "checkpoints", "serve"]
-    assert (tmp_path / "run/pretrain/loss.png").exists() and "![loss curve]" in (tmp_path / "run/report.md").read_text()
+    assert (tmp_path / "run/pretrain/loss.png").exists() and "![loss_curve]" in (tmp_path / "run/report.md").read_text()
+    assert (tmp_path / "run/curated/funnel.png").exists()
     assert (tmp_path / "run/report.md").read_text().startswith("# llama3_nb")
     assert (tmp_path / "run/checkpoints/meta/consolidated.00.pth").exists()
     assert (tmp_path / "run/checkpoints/hf/model.safetensors").exists()
