@@ -4,8 +4,8 @@
 
 # %% ../nbs/00_config.ipynb #663db0c1
 from __future__ import annotations
-import json, math, typing
-from dataclasses import dataclass, fields, asdict, replace
+import json
+from dataclasses import dataclass, fields, asdict
 from pathlib import Path
 
 # %% auto #0

@@ -4,8 +4,8 @@
 
 # %% ../nbs/02a_crawl.ipynb #9c18c110
 from __future__ import annotations
-import gzip, hashlib, html, importlib.util, io, json, random, re, sys
-from dataclasses import dataclass, asdict, field
+import gzip, hashlib, html, importlib.util, json, random, re, sys
+from dataclasses import dataclass, asdict
 from pathlib import Path
 
 # %% auto #0

@@ -8,7 +8,6 @@ import argparse, gzip, json, sys, time
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
-import numpy as np
 from tqdm import tqdm
 from .data_curation import (CurationConfig, Doc, MinHashDedup, Stats, extract_step, heuristic_filter,
     line_dedup, minhash_step, n_tokens, newest_fetches, pii_step, url_dedup_step)

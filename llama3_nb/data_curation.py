@@ -4,7 +4,7 @@
 
 # %% ../nbs/02b_data_curation.ipynb #b77537a9
 from __future__ import annotations
-import html as _html, re, zlib
+import re, zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field

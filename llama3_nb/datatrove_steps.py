@@ -6,7 +6,7 @@
 from __future__ import annotations
 import gzip, importlib.util
 from pathlib import Path
-from .data_curation import CurationConfig, Doc, MinHashDedup, Stats, extract_step, pii_step, newest_fetches
+from .data_curation import CurationConfig, Doc, Stats, extract_step, pii_step, newest_fetches
 from .curate import curate_stateful, parse_line
 
 def have_datatrove() -> bool:

@@ -4,11 +4,10 @@
 
 # %% ../nbs/04_generation.ipynb #e4db3386
 from __future__ import annotations
-import math, time
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from typing import Callable, Sequence
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from .config import ModelArgs
 from .model import Transformer

@@ -4,9 +4,8 @@
 
 # %% ../nbs/06b_pretraining.ipynb #7430e5b0
 from __future__ import annotations
-import argparse, hashlib, json, math, os, random, sys, time
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+import argparse, json, math, os, random, sys, time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 import numpy as np
@@ -431,7 +430,7 @@ def pretraining_study(out_dir: str | Path = "data_samples/pretraining", work_dir
     import csv, shutil, tempfile
     work = Path(work_dir or tempfile.mkdtemp()); cfg = config_from_dict({**STUDY_CONFIG, **overrides, "out_dir": str(work / "base")})
     t0, branch = time.time(), cfg.max_steps - cfg.anneal_steps
-    base_rows = train(cfg, resume=False, stop_at=branch)
+    train(cfg, resume=False, stop_at=branch)
     tok = make_tokenizer(cfg.tokenizer, cfg.model_args().vocab_size, work / "base" / "tokenizer")
     held = {k: open_source(k, "heldout", tok, 400_000) for k in ("stdlib", "math")}
     T = cfg.stages[-1][2]

@@ -4,14 +4,12 @@
 
 # %% ../nbs/06a_pretraining_data.ipynb #850fc9a5
 from __future__ import annotations
-import hashlib, json, math, random, sys
+import hashlib, json, math, random
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from .config import ModelArgs
-from .model import Transformer, init_weights
 
 # ## 1 Documents, packing and the document mask
 #

@@ -323,7 +323,7 @@ def plot_power_law(opt: dict, A: float, alpha: float, key: str = "tokens", C_max
     "Figure 3: compute-optimal tokens (or params) vs budget, with the fitted power law extended to `C_max`."
     import matplotlib.pyplot as plt
     ax = ax or plt.subplots(figsize=(4, 3.2))[1]
-    C = np.array(sorted(opt)); ax.plot(C, [opt[c][key] for c in C], "o", label=f"isoFLOP minima")
+    C = np.array(sorted(opt)); ax.plot(C, [opt[c][key] for c in C], "o", label="isoFLOP minima")
     cc = np.geomspace(C.min(), C_max or C.max(), 50)
     ax.plot(cc, power_law(cc, A, alpha), "-", lw=1, label=f"{A:.3g}·C^{alpha:.3f}")
     ax.set_xscale("log"); ax.set_yscale("log"); ax.set_xlabel("compute (FLOPs)"); ax.set_ylabel(f"optimal {key}")
