@@ -4,9 +4,9 @@
 
 # %% ../nbs/01_tokenizer.ipynb #dc991a50
 from __future__ import annotations
-import base64, binascii, hashlib, heapq, os, re, sysconfig, time, timeit
+import base64, binascii, hashlib, heapq, os, re, sysconfig, time, timeit, unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence, Set as AbstractSet
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence, Set as AbstractSet
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -14,10 +14,11 @@ import regex, tiktoken
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['PAT_STR', 'TIKTOKEN_MAX_ENCODE_CHARS', 'MAX_NO_WHITESPACES_CHARS', 'ROLES', 'pretokenize', 'prose_documents',
-           'code_documents', 'corpus_text', 'merge_pair', 'train_bpe', 'bpe_encode_py', 'load_ranks', 'save_ranks',
-           'special_token_names', 'Tokenizer', 'split_long_runs', 'ChatFormat', 'llama3_tokenizer_path',
-           'default_tokenizer', 'chars_per_token', 'compression_table', 'bench_tokenizer']
+__all__ = ['PAT_STR', 'TIKTOKEN_MAX_ENCODE_CHARS', 'MAX_NO_WHITESPACES_CHARS', 'ROLES', 'pretokenize', 'char_class',
+           'pretokenize_py', 'prose_documents', 'code_documents', 'corpus_text', 'merge_pair', 'train_bpe',
+           'bpe_encode_py', 'load_ranks', 'save_ranks', 'special_token_names', 'Tokenizer', 'split_long_runs',
+           'ChatFormat', 'llama3_tokenizer_path', 'default_tokenizer', 'chars_per_token', 'compression_table',
+           'bench_tokenizer']
 
 # %% ../nbs/01_tokenizer.ipynb #c5e7744f
 PAT_STR = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
@@ -26,6 +27,48 @@ _PAT = regex.compile(PAT_STR)
 def pretokenize(text:str) -> list[str]:
     "Split `text` into Llama 3 pre-tokens; BPE never merges across them."
     return _PAT.findall(text)
+
+# %% ../nbs/01_tokenizer.ipynb #095283f9
+_WHITE_SPACE = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
+                         "\u200a\u2028\u2029\u202f\u205f\u3000")   # Unicode's White_Space property: the regex's \s
+_FOLD = {"S": "s", "\u017f": "s", "T": "t", "R": "r", "E": "e", "V": "v", "M": "m", "L": "l", "D": "d"}
+
+def char_class(c:str) -> str:
+    "`'R'` for CR/LF, `'S'` other whitespace, `'L'` letter, `'N'` number, `'O'` anything else."
+    if c == "\r" or c == "\n": return "R"
+    if c in _WHITE_SPACE: return "S"
+    k = unicodedata.category(c)[0]
+    return k if k in ("L", "N") else "O"
+
+def _run(cls:list[str], i:int, kinds:str) -> int:
+    "End of the run of `kinds` that starts at `i`."
+    while i < len(cls) and cls[i] in kinds: i += 1
+    return i
+
+# %% ../nbs/01_tokenizer.ipynb #0bf5f6ae
+def _piece_end(text:str, cls:list[str], i:int) -> int:
+    "End of the pre-token starting at `i`: `PAT_STR`'s alternatives, tried in order."
+    n, c, k = len(text), text[i], cls[i]
+    if c == "'" and i + 1 < n:                                          # (?i:'s|'t|'re|'ve|'m|'ll|'d)
+        a = _FOLD.get(text[i + 1], text[i + 1])
+        if a in "stmd": return i + 2
+        if i + 2 < n and a + _FOLD.get(text[i + 2], text[i + 2]) in ("re", "ve", "ll"): return i + 3
+    j = i + 1 if k in "SO" and i + 1 < n and cls[i + 1] == "L" else i   # [^\r\n\p{L}\p{N}]?\p{L}+
+    if cls[j] == "L": return _run(cls, j, "L")
+    if k == "N": return min(_run(cls, i, "N"), i + 3)                   # \p{N}{1,3}
+    j = i + 1 if c == " " and i + 1 < n and cls[i + 1] == "O" else i    #  ?[^\s\p{L}\p{N}]+[\r\n]*
+    if cls[j] == "O": return _run(cls, _run(cls, j, "O"), "R")
+    j = _run(cls, i, "SR")                                              # a whitespace run, text[i:j]
+    last_nl = next((p for p in range(j - 1, i - 1, -1) if cls[p] == "R"), None)
+    if last_nl is not None: return last_nl + 1                          # \s*[\r\n]+
+    if j == n or j - i == 1: return j                                   # \s+(?!\S) at the end, or \s+
+    return j - 1                                                        # \s+(?!\S): the last space joins the word
+
+def pretokenize_py(text:str) -> list[str]:
+    "`pretokenize` without the regex engine: the same pieces, computed in plain Python."
+    cls, out, i = [char_class(c) for c in text], [], 0
+    while i < len(text): e = _piece_end(text, cls, i); out.append(text[i:e]); i = e
+    return out
 
 # %% ../nbs/01_tokenizer.ipynb #179508e6
 def _heldout(text:str) -> bool: return int(hashlib.sha1(text.encode("utf-8", "replace")).hexdigest()[:8], 16) % 5 == 0
@@ -138,10 +181,12 @@ def train_bpe(texts:str | Iterable[str], # training text, or several texts
     return ids
 
 # %% ../nbs/01_tokenizer.ipynb #8378c11f
-def bpe_encode_py(ranks:Mapping[bytes, int], text:str) -> list[int]:
+def bpe_encode_py(ranks:Mapping[bytes, int], text:str,
+                  split:Callable[[str], list[str]]=pretokenize, # the pre-tokenizer: `pretokenize` or `pretokenize_py`
+                 ) -> list[int]:
     "Pure-Python BPE: in each pre-token, join the lowest-ranked adjacent pair until none is in `ranks`."
     out, text = [], text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")   # lone surrogates -> U+FFFD
-    for piece in pretokenize(text):
+    for piece in split(text):
         parts = [bytes([b]) for b in piece.encode()]
         while len(parts) > 1:
             best, at = None, -1
@@ -333,20 +378,24 @@ def bench_tokenizer(n_chars:int=1_000_000, # training text
                     n_heldout:int=100_000, # held-out prose and code chars, each, for speed and compression
                     verbose:bool=True, # print the figures
                    ) -> dict:
-    "Train time, tiktoken vs pure-Python encode speed, and compression on held-out text, measured in one run."
+    "Train time, tiktoken vs pure-Python encode speed (with and without the C regex), and compression on held-out text, measured in one run."
     text = corpus_text("train", n_chars)
     t0 = time.perf_counter(); ranks = train_bpe(text, vocab_size); train_s = time.perf_counter() - t0
     held = {k: corpus_text("heldout", n_heldout, kind=k) for k in ("prose", "code")}
     tok, both = Tokenizer(ranks), held["prose"] + held["code"]
     fast_s = min(timeit.repeat(lambda: tok.encode(both, bos=False, eos=False), number=1, repeat=5))
-    t0 = time.perf_counter(); py_ids = bpe_encode_py(ranks, both); py_s = time.perf_counter() - t0
-    if py_ids != tok.encode(both, bos=False, eos=False): raise AssertionError("tiktoken and the pure-Python encoder disagree")
+    py_s = {}
+    for name, split in (("python_s", pretokenize_py), ("python_regex_s", pretokenize)):   # all Python; C regex split
+        t0 = time.perf_counter(); py_ids = bpe_encode_py(ranks, both, split); py_s[name] = time.perf_counter() - t0
+        if py_ids != tok.encode(both, bos=False, eos=False): raise AssertionError(f"tiktoken and bpe_encode_py({split.__name__}) disagree")
     sizes = [n for n in (256, 512, 1024, 2048, 4096, 8192, 16384) if n <= vocab_size]
     res = dict(train_chars=len(text), vocab_size=len(ranks), train_s=round(train_s, 3), encode_chars=len(both),
-               tiktoken_s=round(fast_s, 5), python_s=round(py_s, 4), speedup=round(py_s / fast_s, 1),
+               tiktoken_s=round(fast_s, 5), **{k: round(v, 4) for k, v in py_s.items()},
+               speedup=round(py_s["python_s"] / fast_s, 1), speedup_regex=round(py_s["python_regex_s"] / fast_s, 1),
                compression=compression_table(ranks, held, sizes))
     if verbose:
         print(f"train: {len(ranks):,} ranks on {len(text):,} chars in {train_s:.2f} s")
-        print(f"encode {len(both):,} held-out chars: tiktoken {fast_s * 1e3:.1f} ms, pure Python {py_s * 1e3:.0f} ms, x{py_s / fast_s:.1f}")
+        print(f"encode {len(both):,} held-out chars: tiktoken {fast_s * 1e3:.1f} ms; pure Python {py_s['python_s'] * 1e3:.0f} ms, "
+              f"x{res['speedup']}; Python merges on the C regex's pre-tokens {py_s['python_regex_s'] * 1e3:.0f} ms, x{res['speedup_regex']}")
         for n, v in res["compression"].items(): print(f"vocab {n:>6}: prose {v['prose']:.2f}, code {v['code']:.2f} chars/token")
     return res

@@ -6,5 +6,5 @@ def test_bench_tokenizer_returns_the_figures(capsys):
     assert res["vocab_size"] == 512 and res["train_chars"] == 60_000 and res["encode_chars"] == 10_000
     assert set(res["compression"]) == {256, 512}
     assert res["compression"][512]["prose"] > res["compression"][256]["prose"]
-    assert all(res[k] > 0 for k in ("train_s", "tiktoken_s", "python_s", "speedup"))
+    assert all(res[k] > 0 for k in ("train_s", "tiktoken_s", "python_s", "python_regex_s", "speedup", "speedup_regex"))
     assert "chars/token" in capsys.readouterr().out

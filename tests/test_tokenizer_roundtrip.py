@@ -3,7 +3,8 @@ from functools import cache
 
 from hypothesis import assume, given, settings, strategies as st
 
-from llama3_nb.tokenizer import bpe_encode_py, default_tokenizer, special_token_names, train_bpe
+from llama3_nb.tokenizer import (bpe_encode_py, default_tokenizer, pretokenize, pretokenize_py, special_token_names,
+                                  train_bpe)
 
 @cache
 def tok():
@@ -82,3 +83,13 @@ def test_surrogates_are_replaced_like_tiktoken(s):
     ids = tok().encode(s, bos=False, eos=False)
     assert ids == bpe_encode_py(tok().mergeable_ranks, s)
     assert tok().decode(ids) == s.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+known_chars = st.characters(exclude_categories=["Cn", "Cs"])     # characters this Python's Unicode database knows
+contraction_bits = st.sampled_from(["'", "'s", "'S", "'\u017f", "'re", "'VE", "'lL", "'d", "'M", "'t", "ab", " ", "  ", "\t", "\r\n",
+                                    "\x1c", "\x85", "\xa0", "\u2028", "\u3000", "a", "1234", "!", "\u0663"])
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(contraction_bits, known_chars), max_size=40).map("".join))
+def test_pretokenize_py_equals_the_regex(s):
+    "The plain-Python scanner splits exactly as Llama 3's regex does, on characters Python's Unicode tables know."
+    assert pretokenize_py(s) == pretokenize(s)
