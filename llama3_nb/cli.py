@@ -50,7 +50,7 @@ def _cmd_bench(a):
         print("benchmark: MinHash signatures vs datasketch (same documents and parameters), whole pipeline on the shipped crawl")
         bench_curation(rss=a.rss)
     elif a.stage == "pretraining":
-        from llama3_nb.pretraining import bench_pretraining
+        from llama3_nb.pretraining_study import bench_pretraining
         print("benchmark: training tokens/s and MFU (achieved FLOP/s over fp32 matmul FLOP/s measured in the same run)")
         bench_pretraining(threads=a.threads)
     elif a.stage == "generation":

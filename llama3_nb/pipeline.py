@@ -16,7 +16,8 @@ from .tokenizer import default_tokenizer
 from .generation import generate, generate_text, chat_reply
 from .crawl import shipped_crawl_dir
 from .curate import curate_main
-from .pretraining import TrainConfig, train, open_source, evaluate, unigram_loss
+from .pretraining import TrainConfig, train, open_source, evaluate
+from .pretraining_study import unigram_loss
 
 # %% auto #0
 __all__ = ['STAGES', 'RunConfig', 'stage_curate', 'plot_funnel', 'stage_tokenizer', 'stage_model', 'stage_pretrain',

@@ -13,17 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
-from .config import ModelArgs, count_params, flops_per_token
+from .config import ModelArgs
 from .model import Transformer, init_weights
-from .model_bench import matmul_flops, time_alternating, print_bench
 from .pretraining_data import *
 
 # %% auto #0
-__all__ = ['STUDY_CONFIG', 'TrainConfig', 'config_from_dict', 'load_config', 'lr_at', 'cfg_lr', 'stage_index', 'stage_at',
-           'NonFiniteLoss', 'make_optimizer', 'train_step', 'rng_states', 'set_rng_states', 'save_checkpoint',
-           'load_checkpoint', 'build_model', 'evaluate', 'next_stage', 'train', 'plot_metrics', 'average_checkpoints',
-           'anneal_checkpoints', 'train_main', 'bench_pretraining', 'unigram_loss', 'answer_accuracy',
-           'pretraining_study']
+__all__ = ['TrainConfig', 'config_from_dict', 'load_config', 'lr_at', 'cfg_lr', 'stage_index', 'stage_at', 'NonFiniteLoss',
+           'make_optimizer', 'train_step', 'rng_states', 'set_rng_states', 'save_checkpoint', 'load_checkpoint',
+           'build_model', 'evaluate', 'next_stage', 'train', 'plot_metrics', 'average_checkpoints',
+           'anneal_checkpoints', 'train_main']
 
 # %% ../nbs/06b_pretraining.ipynb #b5643a3f
 @dataclass
@@ -359,105 +357,3 @@ def train_main(argv: list[str] | None = None) -> int:
     except NonFiniteLoss as e: print(f"llama3_nb train: {e}", file=sys.stderr); return 3
     if rows: print(f"step {rows[-1]['step'] + 1}/{cfg.max_steps}: loss {rows[-1]['loss']:.4f}; curves in {Path(cfg.out_dir) / 'loss.png'}")
     return 0
-
-# %% ../nbs/06b_pretraining.ipynb #a3543882
-def bench_pretraining(args: ModelArgs | None = None, batch: int = 8, seq: int = 256, reps: int = 5, threads: int | None = None,
-                      verbose: bool = True) -> dict:
-    "Training tokens/s and MFU of our train_step at `args` (default mini), fp32 and bf16, with and without the doc mask."
-    old_threads = torch.get_num_threads()
-    if threads: torch.set_num_threads(threads)
-    try: return _bench(args or ModelArgs.mini(), batch, seq, reps, verbose)
-    finally: torch.set_num_threads(old_threads)
-
-def _bench(args: ModelArgs, batch: int, seq: int, reps: int, verbose: bool) -> dict:
-    ids = np.random.default_rng(0).integers(0, args.vocab_size - 1, 200_000); ids[::300] = args.vocab_size - 1   # docs of 300
-    def variant(autocast, masked):
-        torch.manual_seed(0)
-        m = init_weights(Transformer(args)); c = TrainConfig(autocast=autocast, doc_mask=masked, stages=[[0, batch * seq, seq]])
-        o, s = make_optimizer(m, c), TokenStream(ids, args.vocab_size - 1)
-        return lambda: train_step(m, o, s, c, 10, batch * seq, seq)
-    fns = {f"{a}{' doc-mask' if mk else ''}": variant(a if a == "bf16" else "none", mk) for a in ("fp32", "bf16") for mk in (False, True)}
-    peak, peak16 = matmul_flops(), matmul_flops(dtype=torch.bfloat16)
-    t = time_alternating(fns, reps=reps)
-    ntok, fpt = batch * seq, flops_per_token(args, seq)
-    res = dict(params=count_params(args), threads=torch.get_num_threads(), tokens_per_step=ntok, flops_per_token=fpt,
-               peak_fp32_flops=peak, peak_bf16_flops=peak16,
-               **{f"{k} tok/s": ntok / v for k, v in t.items()}, **{f"{k} MFU (fp32 peak)": ntok * fpt / v / peak for k, v in t.items()},
-               **{f"{k} MFU (bf16 peak)": ntok * fpt / v / peak16 for k, v in t.items() if k.startswith("bf16")})
-    if verbose: print_bench(res)
-    return res
-
-# %% ../nbs/06b_pretraining.ipynb #74dba586
-def unigram_loss(train_ids: np.ndarray, heldout_ids: np.ndarray, vocab_size: int) -> float:
-    "Held-out cross-entropy (nats/token) of add-one-smoothed unigram frequencies counted on `train_ids`."
-    counts = np.bincount(np.asarray(train_ids, dtype=np.int64), minlength=vocab_size).astype(np.float64) + 1
-    return float(-np.log(counts / counts.sum())[np.asarray(heldout_ids[1:], dtype=np.int64)].mean())
-
-@torch.no_grad()
-def answer_accuracy(model, tok, n: int = 200) -> float:
-    "Share of `n` held-out arithmetic problems whose answer tokens all equal the greedy predictions (teacher-forced)."
-    by_len: dict[int, list] = {}
-    for line in (l for d in math_texts("heldout", 10 ** 5) for l in d.splitlines()):
-        prompt = line.partition(" = ")[0] + " = "; answer = line.partition(" = ")[2].split(".")[0]
-        p, full = tok.encode(prompt, bos=True, eos=False), tok.encode(prompt + answer, bos=True, eos=False)
-        if full[:len(p)] == p: by_len.setdefault(len(full), []).append((full, len(p)))   # else the answer merged: skip
-        if sum(map(len, by_len.values())) == n: break
-    dev, hits, was = next(model.parameters()).device, 0, model.training
-    model.eval()
-    for L, items in by_len.items():                                  # one batch per sequence length
-        x = torch.tensor([f for f, _ in items], device=dev)           # (B, L)
-        pred = model(x[:, :-1]).argmax(-1)                            # (B, L-1): prediction of token t+1
-        hits += sum(bool((pred[i, k - 1:] == x[i, k:]).all()) for i, (_, k) in enumerate(items))
-    model.train(was)
-    return hits / max(1, sum(map(len, by_len.values())))
-
-# %% ../nbs/06b_pretraining.ipynb #10d9b025
-STUDY_CONFIG = dict(preset="mini", model={}, tokenizer="bpe", lr=3e-3, warmup_steps=16, max_steps=160, min_lr=3e-4, anneal_steps=32,
-                    stages=[[0, 4096, 64], [200_000, 8192, 128], [600_000, 8192, 256]], stage_gate=0.0,
-                    data="stdlib,math", anneal_data="stdlib,math*4", data_chars=4_000_000, eval_every=16, eval_batches=8,
-                    eval_seq_lens=[64, 256], ckpt_every=8, progress=True)
-
-def _measure(model, tok, held: dict, T: int) -> dict:
-    return {**{f"heldout_loss_{k}": round(evaluate(model, s, T, 16), 4) for k, s in held.items()},
-            "answer_accuracy": round(answer_accuracy(model, tok), 4)}
-
-def _load_weights(cfg: TrainConfig, sd: dict) -> Transformer:
-    m = Transformer(cfg.model_args()); m.load_state_dict(sd); return m
-
-# %% ../nbs/06b_pretraining.ipynb #8c8841b6
-def pretraining_study(out_dir: str | Path = "data_samples/pretraining", work_dir: str | Path | None = None, **overrides) -> dict:
-    "Base run, then three branches (anneal on upsampled math / anneal on default data / no anneal), averaging; writes study.json, curve.csv."
-    import csv, shutil, tempfile
-    work = Path(work_dir or tempfile.mkdtemp()); cfg = config_from_dict({**STUDY_CONFIG, **overrides, "out_dir": str(work / "base")})
-    t0, branch = time.time(), cfg.max_steps - cfg.anneal_steps
-    train(cfg, resume=False, stop_at=branch)
-    tok = make_tokenizer(cfg.tokenizer, cfg.model_args().vocab_size, work / "base" / "tokenizer")
-    held = {k: open_source(k, "heldout", tok, 400_000) for k in ("stdlib", "math")}
-    T = cfg.stages[-1][2]
-    res = dict(config=asdict(cfg), branch_step=branch, params=count_params(cfg.model_args()), variants={})
-    res["unigram_loss"] = {k: round(unigram_loss(open_source(k, "train", tok, cfg.data_chars).ids, s.ids, tok.n_words), 4) for k, s in held.items()}
-    res["at_branch"] = _measure(_load_weights(cfg, load_checkpoint(work / "base/ckpt/latest.pt")["model"]), tok, held, T)
-    for name, kw in {"anneal_math_upsampled": {}, "anneal_default_data": dict(anneal_data=cfg.data),
-                     "no_anneal_cosine": dict(anneal_steps=0)}.items():
-        shutil.copytree(work / "base", work / name); c = config_from_dict({**asdict(cfg), **kw, "out_dir": str(work / name)})
-        rows = train(c)
-        v = dict(final=_measure(_load_weights(c, load_checkpoint(work / name / "ckpt/latest.pt")["model"]), tok, held, T),
-                 tokens=rows[-1]["tokens"], final_lr=rows[-1]["lr"])
-        if ck := anneal_checkpoints(work / name):
-            v["polyak_average"] = dict(n_checkpoints=len(ck), **_measure(_load_weights(c, average_checkpoints(ck)), tok, held, T))
-        res["variants"][name] = v
-    rows = [json.loads(l) for l in (work / "anneal_math_upsampled" / "metrics.jsonl").read_text().splitlines()]
-    due = lambda i: next(b["step"] for a, b in zip(rows, rows[1:]) if a["tokens"] >= cfg.stages[i][0])     # the token rule alone
-    res["stage_switches"] = [dict(step=b["step"], seq_len=b["seq_len"], tokens_before=a["tokens"], due_step=due(b["stage"]))
-                             for a, b in zip(rows, rows[1:]) if b["seq_len"] != a["seq_len"]]
-    res["eval_tokens"] = 16 * 8 * T
-    res["seconds"], res["train_tok_s_median"] = round(time.time() - t0, 1), round(float(np.median([r["tok_s"] for r in rows])), 1)
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    cols = ["step", "tokens", "stage", "seq_len", "batch", "source", "lr", "loss", "grad_norm", "eval_loss@64", "eval_loss@256"]
-    with open(out / "curve.csv", "w", newline="") as f:
-        w = csv.writer(f); w.writerow(cols)
-        for r in rows: w.writerow([r.get(k, "") if not isinstance(r.get(k), float) else f"{r[k]:.6g}" for k in cols])
-    res["command"] = "python -c \"from llama3_nb.pretraining import pretraining_study; pretraining_study('data_samples/pretraining')\""
-    (out / "study.json").write_text(json.dumps(res, indent=1) + "\n")
-    if not work_dir: shutil.rmtree(work)
-    return res

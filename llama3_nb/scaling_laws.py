@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 from .config import ModelArgs, count_params, flops_per_token
-from .pretraining import (TrainConfig, ByteTokenizer, build_model, train, math_texts, stdlib_texts, answer_accuracy)
+from .pretraining import (TrainConfig, ByteTokenizer, build_model, train, math_texts, stdlib_texts)
+from .pretraining_study import answer_accuracy
 
 # %% auto #0
 __all__ = ['shape_args', 'shape_model', 'SweepConfig', 'budget_shapes', 'point_config', 'mc_items', 'spell_items', 'mc_scores',
