@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields, asdict
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['META_PARAMS_KEYS', 'ModelArgs', 'count_params', 'flops_per_token']
+__all__ = ['META_PARAMS_KEYS', 'ModelArgs', 'check_fields', 'count_params', 'flops_per_token']
 
 # %% ../nbs/00_config.ipynb #1fb1ae2c
 @dataclass
@@ -53,21 +53,22 @@ class ModelArgs:
         return self.multiple_of * ((h + self.multiple_of - 1) // self.multiple_of)
 
 # %% ../nbs/00_config.ipynb #57c05099
-def _check_type(name: str, value, hint: str):
-    "Raise a `TypeError` naming `name` unless `value` fits the annotation string `hint`."
-    ok = {"int": (int,), "float": (int, float), "bool": (bool,)}
-    allowed = tuple(t for part in hint.split("|") for t in ok.get(part.strip(), ()))
-    if value is None and "None" in hint: return
-    if isinstance(value, bool) and bool not in allowed or not isinstance(value, allowed):
-        raise TypeError(f"params.json field {name!r} should be {hint}, got {value!r} ({type(value).__name__})")
+_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "list": (list,), "dict": (dict,)}
+
+def check_fields(cls, d:dict, what:str) -> None:
+    "Raise an error naming the key for any key of `d` that dataclass `cls` lacks or whose value misfits its annotation."
+    known = {f.name: f.type for f in fields(cls)}
+    if unknown := sorted(set(d) - set(known)): raise ValueError(f"unknown {what}(s) {unknown}; known: {sorted(known)}")
+    for k, v in d.items():
+        allowed = tuple(t for part in known[k].split("|") for t in _TYPES.get(part.strip(), ()))
+        if v is None and "None" in known[k]: continue
+        if isinstance(v, bool) and bool not in allowed or not isinstance(v, allowed):   # True is an int to Python
+            raise TypeError(f"{what} {k!r} should be {known[k]}, got {v!r} ({type(v).__name__})")
 
 @classmethod
 def _from_dict(cls, d: dict, **overrides) -> ModelArgs:
     "Build `ModelArgs` from a `params.json`-style dict; unknown or ill-typed keys are errors naming the key."
-    known = {f.name: f.type for f in fields(cls)}
-    unknown = sorted(set(d) - set(known))
-    if unknown: raise ValueError(f"unknown field(s) in params.json: {unknown}; known fields: {sorted(known)}")
-    for k, v in d.items(): _check_type(k, v, known[k])
+    check_fields(cls, d, "params.json field")
     return cls(**{**d, **overrides})
 
 @classmethod

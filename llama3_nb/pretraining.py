@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
-from .config import ModelArgs
+from .config import ModelArgs, check_fields
 from .model import Transformer, init_weights
 from .pretraining_data import *
 
@@ -80,8 +80,6 @@ class TrainConfig:
         return ModelArgs.from_dict({**asdict(getattr(ModelArgs, self.preset)()), **self.model})
 
 # %% ../nbs/06b_pretraining.ipynb #b7cea5f3
-_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "list": (list,), "dict": (dict,)}
-
 def _check_stages(stages: list, grad_accum: int = 1):
     "Raise a `ValueError` naming `stages` unless it is rows [tokens_from, batch_tokens, seq_len] starting at 0."
     ok = isinstance(stages, list) and stages and all(isinstance(r, list) and len(r) == 3 and
@@ -94,12 +92,7 @@ def _check_stages(stages: list, grad_accum: int = 1):
 
 def config_from_dict(d: dict) -> TrainConfig:
     "A `TrainConfig` from a dict; unknown keys and ill-typed values are errors naming the key."
-    known = {f.name: f.type for f in fields(TrainConfig)}
-    if unknown := sorted(set(d) - set(known)): raise ValueError(f"unknown config key(s) {unknown}; known keys: {sorted(known)}")
-    for k, v in d.items():
-        allowed = _TYPES[known[k]]
-        if isinstance(v, bool) and bool not in allowed or not isinstance(v, allowed):
-            raise TypeError(f"config key {k!r} should be {known[k]}, got {v!r} ({type(v).__name__})")
+    check_fields(TrainConfig, d, "config key")
     return TrainConfig(**d)
 
 def _config_dict(path: str | Path) -> dict:
