@@ -57,6 +57,12 @@ def _cmd_bench(a):
         from llama3_nb.generation import bench_generation
         print("benchmark: decode with vs without the KV cache; our generate vs transformers' generate (greedy)")
         bench_generation(threads=a.threads)
+    elif a.stage == "paged":
+        import torch
+        from llama3_nb.paged import bench_paged
+        if a.threads: torch.set_num_threads(a.threads)
+        print("benchmark: paged engine vs dense generate under one KV budget: memory filled, sharing, tokens/s")
+        bench_paged()
     return 0
 
 def _cmd_tokenizer(a):
@@ -127,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("src"); c.add_argument("dst"); c.add_argument("--to", choices=["hf", "meta"], required=True)
     c.set_defaults(fn=_cmd_convert)
     b = sub.add_parser("bench", help="speed benchmarks against the reference implementations")
-    b.add_argument("stage", choices=["model", "tokenizer", "curation", "pretraining", "generation"], help="what to benchmark")
+    b.add_argument("stage", choices=["model", "tokenizer", "curation", "pretraining", "generation", "paged"], help="what to benchmark")
     b.add_argument("--rss", action="store_true", help="curation: also measure peak memory at 1x and 4x the crawl")
     b.add_argument("--batch", type=int, default=8); b.add_argument("--seq", type=int, default=256)
     b.add_argument("--reps", type=int, default=5)

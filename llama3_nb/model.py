@@ -118,8 +118,8 @@ class Transformer(nn.Module):
 
     def forward(self, tokens: Tensor, start_pos: int | Tensor = 0, cache=None, mask: Tensor | None = None) -> Tensor:
         B, T = tokens.shape                                                   # tokens: (B, T)
-        pos = start_pos + torch.arange(T, device=tokens.device)               # (T,), or (B, T) for per-row starts
-        if isinstance(start_pos, Tensor): pos = start_pos.to(tokens.device)[:, None] + torch.arange(T, device=tokens.device)
+        pos = torch.arange(T, device=tokens.device)                           # (T,)
+        pos = start_pos.to(tokens.device)[:, None] + pos if isinstance(start_pos, Tensor) else start_pos + pos   # (B, T) | (T,)
         if int(pos.max()) >= self.params.max_seq_len or int(pos.min()) < 0:
             raise ValueError(f"positions up to {int(pos.max())} exceed max_seq_len={self.params.max_seq_len}")
         freqs_cis = self.rope(tokens.device)[pos]                             # ([B,] T, Dh/2) complex
