@@ -152,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("train", help="pretrain with the Llama 3 recipe: llama3_nb train CONFIG.toml|json [--set KEY=VALUE ...] (see --help)",
                    add_help=False)
+    sub.add_parser("sft", help="supervised fine-tuning with prompt masking and packing: llama3_nb sft CHECKPOINT_DIR OUT_DIR (see --help)",
+                   add_help=False)
     sc = sub.add_parser("scaling", help="scaling laws: llama3_nb scaling sweep [options] runs the resumable isoFLOP sweep")
     sc.add_argument("action", choices=["sweep"]); sc.set_defaults(fn=lambda a: main(["scaling", "sweep"]))
     ch = sub.add_parser("chat", help="chat with a checkpoint in Llama 3's chat format (stdin lines; works in a pipe)")
@@ -166,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 PASSTHROUGH = {("curate",): "llama3_nb.curate:curate_main",   # stages that own their argument parser
                ("train",): "llama3_nb.pretraining:train_main",
+               ("sft",): "llama3_nb.sft:sft_main",
                ("scaling", "sweep"): "llama3_nb.scaling_laws:sweep_main"}
 
 def main(argv: list[str] | None = None) -> int:
