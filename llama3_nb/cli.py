@@ -10,7 +10,7 @@ from pathlib import Path
 def _cmd_run(a):
     from llama3_nb.pipeline import RunConfig, run
     s = run(RunConfig(out_dir=a.out, preset=a.preset, vocab_size=a.vocab_size, seed=a.seed, new_tokens=a.new_tokens,
-                      pretrain_steps=a.pretrain_steps, threads=a.threads, progress=not a.quiet, device=a.device))
+                      pretrain_steps=a.pretrain_steps, sft_steps=a.sft_steps, threads=a.threads, progress=not a.quiet, device=a.device))
     print(f"status: {s['status']}")
     return 0 if s["status"] == "ok" else 1
 
@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--vocab-size", type=int, default=2048, help="BPE ranks of the tokenizer (default: 2048)")
     r.add_argument("--seed", type=int, default=0); r.add_argument("--new-tokens", type=int, default=24)
     r.add_argument("--pretrain-steps", type=int, default=160, help="optimizer steps of pretraining (default: 160)")
+    r.add_argument("--sft-steps", type=int, default=300, help="optimizer steps of SFT on the chat tasks (default: 300)")
     r.add_argument("--threads", type=int, default=1, help="torch threads (default: 1, fastest on a shared 2-core CPU)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")

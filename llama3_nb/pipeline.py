@@ -18,10 +18,12 @@ from .crawl import shipped_crawl_dir
 from .curate import curate_main
 from .pretraining import TrainConfig, train, open_source, evaluate
 from .pretraining_study import unigram_loss
+from .tokenizer import ChatFormat
+from .sft import SFTConfig, sft_train, task_examples, evaluate_tasks, encode_sft, sft_eval_loss
 
 # %% auto #0
-__all__ = ['STAGES', 'RunConfig', 'stage_curate', 'plot_funnel', 'stage_tokenizer', 'stage_model', 'stage_pretrain',
-           'stage_checkpoints', 'stage_serve', 'run', 'write_report']
+__all__ = ['STAGES', 'RunConfig', 'stage_curate', 'plot_funnel', 'stage_tokenizer', 'stage_model', 'stage_pretrain', 'stage_sft',
+           'plot_sft', 'stage_checkpoints', 'stage_serve', 'run', 'write_report']
 
 # %% ../nbs/15_pipeline.ipynb #ec7a2e3b
 @dataclass
@@ -33,6 +35,8 @@ class RunConfig:
     seed: int = 0                                   # seeds every random draw of the run
     new_tokens: int = 24                            # tokens to generate in the serving smoke test
     pretrain_steps: int = 160                       # optimizer steps of pretraining (the last 20 % anneal)
+    sft_steps: int = 300                            # optimizer steps of SFT on the verifiable chat tasks
+    sft_examples: int = 400                         # generated training dialogs per task family (held out: 40 per family)
     threads: int = 1                                # torch threads (one is fastest on a shared 2-core machine)
     progress: bool = True                           # progress bars on the long stages
     device: str = "cpu"
@@ -95,6 +99,35 @@ def stage_pretrain(cfg: RunConfig, st: dict) -> dict:
                                   sum(r["batch"] * r["seq_len"] / r["tok_s"] for r in rows)),
             "loss_curve": str(out / "loss.png")}
 
+
+# %% ../nbs/15_pipeline.ipynb #960309ae
+def stage_sft(cfg: RunConfig, st: dict) -> dict:
+    "Fine-tune in the chat format on verifiable tasks (prompt-masked, packed); held-out accuracy before and after."
+    tok, model, out = st["tokenizer"], st["model"], Path(cfg.out_dir) / "sft"
+    train_ex, held = task_examples(cfg.sft_examples, "train", cfg.seed), task_examples(40, "heldout", cfg.seed + 1)
+    held_enc = [encode_sft(ChatFormat(tok), e["messages"]) for e in held]
+    before, loss0 = evaluate_tasks(model, tok, held), sft_eval_loss(model, tok, held_enc)
+    sc = SFTConfig(steps=cfg.sft_steps, warmup_steps=min(20, cfg.sft_steps // 10), seed=cfg.seed, threads=cfg.threads,
+                   device=cfg.device, eval_every=max(1, cfg.sft_steps // 6), progress=cfg.progress)
+    rows = sft_train(model, tok, train_ex, sc, held)
+    after, st["heldout_tasks"] = evaluate_tasks(model, tok, held), held
+    return {"train_dialogs": len(train_ex), "heldout_dialogs": len(held), "steps": len(rows),
+            "heldout_loss": f"{loss0:.3f} -> {rows[-1]['heldout_loss']:.3f}",
+            "heldout_correct": f"{before['correct']['all']:.3f} -> {after['correct']['all']:.3f}",
+            "heldout_well_formed": f"{before['well_formed']['all']:.3f} -> {after['well_formed']['all']:.3f}",
+            "correct_by_task": {k: round(v, 3) for k, v in after["correct"].items() if k != "all"},
+            "loss_curve": str(plot_sft(rows, out / "loss.png"))}
+
+def plot_sft(rows: list[dict], png: Path) -> Path:
+    "Training and held-out masked loss of an SFT run."
+    from matplotlib.figure import Figure
+    png.parent.mkdir(parents=True, exist_ok=True); fig = Figure(figsize=(6, 2.4)); ax = fig.subplots()
+    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=.7, label="train")
+    ax.plot(*zip(*[(r["step"], r["heldout_loss"]) for r in rows if "heldout_loss" in r]), "o-", ms=3, label="held-out")
+    ax.set(xlabel="SFT step", ylabel="masked loss (nats)", yscale="log"); ax.legend(fontsize=7); fig.tight_layout(); fig.savefig(png, dpi=72)
+    return png
+
+# %% ../nbs/15_pipeline.ipynb #31e91f62
 def stage_checkpoints(cfg: RunConfig, st: dict) -> dict:
     "Save in Meta's and HF's formats (with tokenizer.model), reload both, compare logits."
     out, model = Path(cfg.out_dir) / "checkpoints", st["model"]
@@ -112,7 +145,7 @@ def stage_checkpoints(cfg: RunConfig, st: dict) -> dict:
     return figs
 
 def stage_serve(cfg: RunConfig, st: dict) -> dict:
-    "Generate with the KV cache, and answer one chat turn from the saved checkpoint."
+    "Generate with the KV cache, and answer held-out chat prompts from the saved checkpoint."
     model, tok = st["model"], st["tokenizer"]
     prompt = tok.encode("The Python language", bos=True, eos=False)
     torch.set_num_threads(cfg.threads)
@@ -120,12 +153,14 @@ def stage_serve(cfg: RunConfig, st: dict) -> dict:
     tps = cfg.new_tokens / (time.perf_counter() - t)
     samples = generate_text(model, tok, ["def ", "The answer is", "Python"], cfg.new_tokens, temperature=0.8, top_p=0.9, seed=cfg.seed)
     served = load_checkpoint(st["checkpoint"]).to(cfg.device).eval()
-    reply = chat_reply(served, tok, [{"role": "user", "content": "What is a list?"}], max_new_tokens=cfg.new_tokens, seed=cfg.seed)
+    chats = [e["messages"][:-1] for e in st.get("heldout_tasks", [])[::40][:3]] or [[{"role": "user", "content": "What is a list?"}]]
+    replies = [(d[-1]["content"], chat_reply(served, tok, d, max_new_tokens=cfg.new_tokens)) for d in chats]   # greedy
     return {"greedy": "The Python language" + tok.decode(g.tokens[0]), "decode_tokens_per_s": round(tps, 1),
-            "samples (T=0.8, top-p 0.9)": samples, "chat_reply": reply}
+            "samples (T=0.8, top-p 0.9)": samples, "chat (held-out prompt -> reply)": replies}
 
 STAGES: list[tuple[str, Callable]] = [("curate", stage_curate), ("tokenizer", stage_tokenizer), ("model", stage_model),
-                                      ("pretrain", stage_pretrain), ("checkpoints", stage_checkpoints), ("serve", stage_serve)]
+                                      ("pretrain", stage_pretrain), ("sft", stage_sft), ("checkpoints", stage_checkpoints),
+                                      ("serve", stage_serve)]
 
 # %% ../nbs/15_pipeline.ipynb #ed1384be
 def run(cfg: RunConfig | None = None, log=print, stages: list[tuple[str, Callable]] | None = None) -> dict:
