@@ -48,11 +48,20 @@ def test_convert_round_trip(tmp_path):
 
 def test_chat_in_a_pipe(tmp_path):
     cli("run", "--preset", "tiny", "--vocab-size", "512", "--pretrain-steps", "4", "--sft-steps", "2", "--quiet", "--out", tmp_path, "--new-tokens", "1")
+    from llama3_nb.checkpoints import load_checkpoint
+    from llama3_nb.generation import chat_reply
+    from llama3_nb.tokenizer import Tokenizer
     for fmt in ("meta", "hf"):
-        r = subprocess.run([EXE, "chat", tmp_path / f"checkpoints/{fmt}", "--max-new-tokens", "5", "--seed", "0"],
+        r = subprocess.run([EXE, "chat", tmp_path / f"checkpoints/{fmt}", "--max-new-tokens", "5", "--temperature", "0"],
                            input="hello\n\nwhat is <|eot_id|> ?\n", capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr
-        assert len(r.stdout.splitlines()) == 2              # one reply line per non-empty input line
+        model, tok = load_checkpoint(tmp_path / f"checkpoints/{fmt}").eval(), Tokenizer.from_file(tmp_path / f"checkpoints/{fmt}/tokenizer.model")
+        dialog, want = [], ""                                # the blank line is skipped; the dialog keeps both turns
+        for line in ("hello", "what is <|eot_id|> ?"):
+            dialog.append({"role": "user", "content": line})
+            reply = chat_reply(model, tok, dialog, 5, temperature=0)
+            dialog.append({"role": "assistant", "content": reply}); want += reply + "\n"
+        assert r.stdout == want                              # each reply streamed whole, one per non-empty input line
 
 def test_chat_without_tokenizer_is_a_clear_error(tmp_path):
     cli("run", "--preset", "tiny", "--vocab-size", "512", "--pretrain-steps", "4", "--sft-steps", "2", "--quiet", "--out", tmp_path, "--new-tokens", "1")
