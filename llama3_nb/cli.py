@@ -155,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("sft", help="supervised fine-tuning with prompt masking and packing: llama3_nb sft CHECKPOINT_DIR OUT_DIR (see --help)",
                    add_help=False)
+    sub.add_parser("dpo", help="DPO with the NLL term on on-policy preference pairs: llama3_nb dpo SFT_CHECKPOINT_DIR OUT_DIR (see --help)",
+                   add_help=False)
     sc = sub.add_parser("scaling", help="scaling laws: llama3_nb scaling sweep [options] runs the resumable isoFLOP sweep")
     sc.add_argument("action", choices=["sweep"]); sc.set_defaults(fn=lambda a: main(["scaling", "sweep"]))
     ch = sub.add_parser("chat", help="chat with a checkpoint in Llama 3's chat format (stdin lines; works in a pipe)")
@@ -170,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 PASSTHROUGH = {("curate",): "llama3_nb.curate:curate_main",   # stages that own their argument parser
                ("train",): "llama3_nb.pretraining:train_main",
                ("sft",): "llama3_nb.sft:sft_main",
+               ("dpo",): "llama3_nb.dpo:dpo_main",
                ("scaling", "sweep"): "llama3_nb.scaling_laws:sweep_main"}
 
 def main(argv: list[str] | None = None) -> int:
