@@ -10,7 +10,7 @@ from pathlib import Path
 def _cmd_run(a):
     from llama3_nb.pipeline import RunConfig, run
     s = run(RunConfig(out_dir=a.out, preset=a.preset, vocab_size=a.vocab_size, seed=a.seed, new_tokens=a.new_tokens,
-                      pretrain_steps=a.pretrain_steps, sft_steps=a.sft_steps, threads=a.threads, progress=not a.quiet, device=a.device))
+                      pretrain_steps=a.pretrain_steps, sft_steps=a.sft_steps, rm_steps=a.rm_steps, dpo_steps=a.dpo_steps, threads=a.threads, progress=not a.quiet, device=a.device))
     print(f"status: {s['status']}")
     return 0 if s["status"] == "ok" else 1
 
@@ -122,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0); r.add_argument("--new-tokens", type=int, default=24)
     r.add_argument("--pretrain-steps", type=int, default=160, help="optimizer steps of pretraining (default: 160)")
     r.add_argument("--sft-steps", type=int, default=300, help="optimizer steps of SFT on the chat tasks (default: 300)")
+    r.add_argument("--rm-steps", type=int, default=200, help="optimizer steps of the reward model (default: 200)")
+    r.add_argument("--dpo-steps", type=int, default=60, help="optimizer steps of DPO on the SFT model's graded samples (default: 60)")
     r.add_argument("--threads", type=int, default=1, help="torch threads (default: 1, fastest on a shared 2-core CPU)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
@@ -155,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("sft", help="supervised fine-tuning with prompt masking and packing: llama3_nb sft CHECKPOINT_DIR OUT_DIR (see --help)",
                    add_help=False)
+    sub.add_parser("reward", help="train a Bradley-Terry reward model (edited > chosen > rejected): llama3_nb reward SFT_CHECKPOINT_DIR OUT_DIR (see --help)",
+                   add_help=False)
+    sub.add_parser("eval", help="held-out benchmarks with 95%% intervals and pass@k: llama3_nb eval CHECKPOINT_DIR (see --help)",
+                   add_help=False)
     sub.add_parser("dpo", help="DPO with the NLL term on on-policy preference pairs: llama3_nb dpo SFT_CHECKPOINT_DIR OUT_DIR (see --help)",
                    add_help=False)
     sc = sub.add_parser("scaling", help="scaling laws: llama3_nb scaling sweep [options] runs the resumable isoFLOP sweep")
@@ -172,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
 PASSTHROUGH = {("curate",): "llama3_nb.curate:curate_main",   # stages that own their argument parser
                ("train",): "llama3_nb.pretraining:train_main",
                ("sft",): "llama3_nb.sft:sft_main",
+               ("reward",): "llama3_nb.reward:reward_main",
                ("dpo",): "llama3_nb.dpo:dpo_main",
+               ("eval",): "llama3_nb.evaluation:eval_main",
                ("scaling", "sweep"): "llama3_nb.scaling_laws:sweep_main"}
 
 def main(argv: list[str] | None = None) -> int:

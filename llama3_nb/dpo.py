@@ -14,28 +14,16 @@ from torch import Tensor
 from tqdm import tqdm
 from .tokenizer import ChatFormat, Tokenizer
 from .pretraining import lr_at, make_optimizer, NonFiniteLoss
-from .generation import stops_of
-from .paged import paged_generate
+from .reward import sample_replies
 from .sft import grade, prompt_key, split_of, task_examples, check_messages, evaluate_tasks
 from .checkpoints import load_checkpoint, save_meta_checkpoint, save_hf_checkpoint
 
 # %% auto #0
-__all__ = ['sample_replies', 'make_pairs', 'check_pair', 'read_pairs_jsonl', 'encode_response', 'collate_pairs', 'sequence_logps',
-           'chosen_nll', 'dpo_loss', 'DPOTrainConfig', 'pair_logps', 'dpo_step', 'dpo_train', 'dpo_main']
+__all__ = ['make_pairs', 'check_pair', 'read_pairs_jsonl', 'encode_response', 'collate_pairs', 'sequence_logps', 'chosen_nll',
+           'dpo_loss', 'DPOTrainConfig', 'pair_logps', 'dpo_step', 'dpo_train', 'dpo_main']
 
 # %% ../nbs/11_dpo.ipynb #55c13338
 @torch.no_grad()
-def sample_replies(model, tok: Tokenizer, examples: Sequence[dict], k: int = 4, temperature: float = 1.0,
-                   max_new_tokens: int = 24, seed: int = 0) -> list[list[str]]:
-    "K sampled replies to each example's prompt (all messages but the last), decoded without stop tokens."
-    cf, stops = ChatFormat(tok), stops_of(tok)
-    was = model.training; model.eval()
-    g = paged_generate(model, [cf.encode_dialog_prompt(e["messages"][:-1]) for e in examples], max_new_tokens, n=k,
-                       temperature=temperature, seed=seed, stop_tokens=stops)
-    model.train(was)
-    texts = [tok.decode([t for t in ts if t not in stops]) for ts in g.tokens]     # row i*k + j: sample j of prompt i
-    return [texts[i * k:(i + 1) * k] for i in range(len(examples))]
-
 def _reply(text: str) -> list[dict]: return [{"role": "assistant", "content": text.strip()}]
 
 def make_pairs(examples: Sequence[dict], replies: Sequence[Sequence[str]]) -> tuple[list[dict], dict]:
@@ -85,9 +73,11 @@ def encode_response(cf: ChatFormat, prompt: Sequence[dict], reply: dict, mask_eo
     body = cf.encode_message(reply)[len(cf.encode_header(reply)):]        # content tokens, then <|eot_id|>
     return p + body, [0] * len(p) + [1] * (len(body) - 1) + [int(not mask_eot)]
 
-def collate_pairs(pairs: Sequence[dict], cf: ChatFormat, mask_eot: bool = True, pad_id: int = 0) -> tuple[Tensor, Tensor]:
-    "Right-padded tokens and masks (2B, T): the B chosen sequences, then the B rejected ones."
+def collate_pairs(pairs: Sequence[dict], cf: ChatFormat, mask_eot: bool = True, pad_id: int = 0,
+                  max_len: int | None = None) -> tuple[Tensor, Tensor]:
+    "Right-padded tokens and masks (2B, T): the B chosen sequences, then the B rejected ones (each cut to `max_len`)."
     seqs = [encode_response(cf, p["prompt"], p[side][0], mask_eot) for side in ("chosen", "rejected") for p in pairs]
+    seqs = [(t[:max_len], k[:max_len]) for t, k in seqs]                                  # the model's context bounds a pair
     x = torch.full((len(seqs), max(len(t) for t, _ in seqs)), pad_id, dtype=torch.long)   # (2B, T)
     m = torch.zeros_like(x)                                                               # (2B, T): padding never counts
     for i, (t, k) in enumerate(seqs): x[i, :len(t)], m[i, :len(k)] = torch.tensor(t), torch.tensor(k)
@@ -151,7 +141,7 @@ def pair_logps(model, tok: Tokenizer, pairs: Sequence[dict], mask_eot: bool = Tr
     cf, dev, out = ChatFormat(tok), next(model.parameters()).device, []
     was = model.training; model.eval()
     for i in range(0, len(pairs), batch_pairs):
-        x, m = collate_pairs(pairs[i:i + batch_pairs], cf, mask_eot, tok.eos_id)
+        x, m = collate_pairs(pairs[i:i + batch_pairs], cf, mask_eot, tok.eos_id, model.params.max_seq_len)
         lp, _ = sequence_logps(model, x.to(dev), m.to(dev))                         # (2b,)
         out.append(torch.stack(lp.chunk(2), -1).cpu())                              # (b, 2)
     model.train(was)
@@ -160,7 +150,7 @@ def pair_logps(model, tok: Tokenizer, pairs: Sequence[dict], mask_eot: bool = Tr
 def dpo_step(policy, ref_lp: Tensor, cf: ChatFormat, batch: Sequence[dict], cfg: DPOTrainConfig) -> tuple[Tensor, dict]:
     "Loss and metrics of one batch of pairs; `ref_lp` (B, 2) are the reference log-probs."
     dev = next(policy.parameters()).device
-    x, m = (t.to(dev) for t in collate_pairs(batch, cf, cfg.mask_eot, cf.tokenizer.eos_id))
+    x, m = (t.to(dev) for t in collate_pairs(batch, cf, cfg.mask_eot, cf.tokenizer.eos_id, policy.params.max_seq_len))
     lp, per_tok = sequence_logps(policy, x, m)                                          # (2B,), (2B, T-1)
     (pc, pr), B = lp.chunk(2), len(batch)
     loss, st = dpo_loss(pc, pr, ref_lp[:, 0].to(dev), ref_lp[:, 1].to(dev), cfg.beta, chosen_nll(per_tok[:B], m[:B, 1:]), cfg.nll_weight)
@@ -242,7 +232,7 @@ def dpo_main(argv: list[str] | None = None) -> int:
     model.float().to(cfg.device)
     if pairs is None:                                                   # on policy: K samples per training prompt, graded
         exs = task_examples(a.n_train, "train", a.seed)
-        pairs, stats = make_pairs(exs, sample_replies(model, tok, exs, a.k, seed=a.seed))
+        pairs, stats = make_pairs(exs, sample_replies(model, tok, [e["messages"][:-1] for e in exs], a.k, seed=a.seed))
         if not pairs: print("llama3_nb dpo: error: no preference pairs (every sample was correct)", file=sys.stderr); return 2
     ref_lp, before = pair_logps(model, tok, pairs, cfg.mask_eot), evaluate_tasks(model, tok, held)
     out.mkdir(parents=True, exist_ok=True)

@@ -19,11 +19,16 @@ from .curate import curate_main
 from .pretraining import TrainConfig, train, open_source, evaluate
 from .pretraining_study import unigram_loss
 from .tokenizer import ChatFormat
-from .sft import SFTConfig, sft_train, task_examples, evaluate_tasks, encode_sft, sft_eval_loss
+from .sft import SFTConfig, sft_train, task_examples, evaluate_tasks, encode_sft, sft_eval_loss, grade, prompt_key
+from .reward import (RMConfig, sample_replies, preference_data, reward_model_from, train_reward_model,
+                              pairwise_accuracy, best_of_k)
+from .dpo import DPOTrainConfig, make_pairs, pair_logps, dpo_train
+from .evaluation import builtin_benchmark, run_eval, NgramIndex, contamination
 
 # %% auto #0
 __all__ = ['STAGES', 'RunConfig', 'stage_curate', 'plot_funnel', 'stage_tokenizer', 'stage_model', 'stage_pretrain', 'stage_sft',
-           'plot_sft', 'stage_checkpoints', 'stage_serve', 'run', 'write_report']
+           'plot_sft', 'stage_reward', 'stage_dpo', 'stage_evaluate', 'stage_checkpoints', 'stage_serve', 'run',
+           'write_report']
 
 # %% ../nbs/15_pipeline.ipynb #ec7a2e3b
 @dataclass
@@ -37,6 +42,10 @@ class RunConfig:
     pretrain_steps: int = 160                       # optimizer steps of pretraining (the last 20 % anneal)
     sft_steps: int = 300                            # optimizer steps of SFT on the verifiable chat tasks
     sft_examples: int = 400                         # generated training dialogs per task family (held out: 40 per family)
+    rm_steps: int = 200                             # optimizer steps of the reward model (from the SFT weights)
+    dpo_steps: int = 60                             # optimizer steps of DPO (+0.2 NLL) on pairs sampled from the SFT model
+    eval_n: int = 200                               # held-out examples per benchmark of the final evaluation
+    dpo_prompts: int = 40                           # training prompts per task family to sample preference pairs for
     threads: int = 1                                # torch threads (one is fastest on a shared 2-core machine)
     progress: bool = True                           # progress bars on the long stages
     device: str = "cpu"
@@ -90,6 +99,7 @@ def stage_pretrain(cfg: RunConfig, st: dict) -> dict:
                      autocast="bf16", threads=cfg.threads, seed=cfg.seed, device=cfg.device, out_dir=str(out),
                      ckpt_every=0, eval_every=max(1, cfg.pretrain_steps // 4), progress=cfg.progress)
     rows = train(tc, model=st["model"], resume=False, sources=srcs)
+    st["pretrain_ids"] = srcs["train"].ids                                 # for the contamination check
     model_loss = evaluate(st["model"], srcs["heldout"], T, n_batches=8, autocast="bf16")
     st["model"].eval()
     return {"steps": len(rows), "tokens": rows[-1]["tokens"], "first_loss": round(rows[0]["loss"], 3),
@@ -127,6 +137,57 @@ def plot_sft(rows: list[dict], png: Path) -> Path:
     ax.set(xlabel="SFT step", ylabel="masked loss (nats)", yscale="log"); ax.legend(fontsize=7); fig.tight_layout(); fig.savefig(png, dpi=72)
     return png
 
+# %% ../nbs/15_pipeline.ipynb #d99c2e6f
+def stage_reward(cfg: RunConfig, st: dict) -> dict:
+    "Reward model from the SFT weights (edited > chosen > rejected); held-out pairwise accuracy and best-of-8 picks."
+    tok, lm, held = st["tokenizer"], st["model"], st["heldout_tasks"]
+    train_ex, K, nan = task_examples(50, "train", cfg.seed + 3), 8, float("nan")
+    prompts = lambda exs: [e["messages"][:-1] for e in exs]
+    by_key = lambda exs, ss: {prompt_key(e["messages"]): s for e, s in zip(exs, ss)}
+    cands = sample_replies(lm, tok, prompts(held), k=K, max_new_tokens=16, seed=cfg.seed + 1)            # (N, K) replies
+    recs = preference_data(train_ex, cfg.seed, by_key(train_ex, sample_replies(lm, tok, prompts(train_ex), 4, 16, seed=cfg.seed)))
+    held_recs = preference_data(held, cfg.seed + 1, by_key(held, cands))
+    rm = reward_model_from(lm, cfg.seed); before = pairwise_accuracy(rm, tok, held_recs)
+    rc = RMConfig(steps=cfg.rm_steps, warmup_steps=min(10, cfg.rm_steps // 10), seed=cfg.seed, threads=cfg.threads,
+                  device=cfg.device, progress=cfg.progress)
+    train_reward_model(rm, tok, recs, rc); after = pairwise_accuracy(rm, tok, held_recs)
+    pick, _ = best_of_k(rm, tok, prompts(held), cands)
+    right = torch.tensor([[grade(e, c) for c in cs] for e, cs in zip(held, cands)]).float()               # (N, K)
+    return {"train_records": len(recs), "heldout_records": len(held_recs), "steps": cfg.rm_steps,
+            **{f"heldout_{k}": f"{before[k].get('all', nan):.3f} -> {after[k].get('all', nan):.3f}" for k in after},
+            f"best_of_{K}_correct": round(right[torch.arange(len(pick)), pick].mean().item(), 3),
+            "random_sample_correct": round(right.mean().item(), 3), "oracle_correct": round(right.amax(1).mean().item(), 3)}
+
+# %% ../nbs/15_pipeline.ipynb #4af7b767
+def stage_dpo(cfg: RunConfig, st: dict) -> dict:
+    "DPO + NLL on preference pairs sampled from the SFT model and graded by program; held-out accuracy before and after."
+    tok, model, held = st["tokenizer"], st["model"], st["heldout_tasks"]
+    prompts = task_examples(cfg.dpo_prompts, "train", cfg.seed + 2)
+    pairs, made = make_pairs(prompts, sample_replies(model, tok, [e["messages"][:-1] for e in prompts], k=4, seed=cfg.seed))
+    if not pairs: return {"pairs": 0, **made, "note": "every sampled reply was correct: nothing to prefer"}
+    dc = DPOTrainConfig(steps=cfg.dpo_steps, warmup_steps=min(5, cfg.dpo_steps // 4), seed=cfg.seed, threads=cfg.threads,
+                        device=cfg.device, progress=cfg.progress)
+    before, ref = evaluate_tasks(model, tok, held), pair_logps(model, tok, pairs, dc.mask_eot)   # the SFT model is the reference
+    rows = dpo_train(model, tok, pairs, dc, ref)
+    after = evaluate_tasks(model, tok, held)
+    return {"pairs": len(pairs), **made, "steps": len(rows), "last_reward_acc": round(rows[-1]["reward_acc"], 3),
+            "heldout_correct": f"{before['correct']['all']:.3f} -> {after['correct']['all']:.3f}",
+            "heldout_well_formed": f"{before['well_formed']['all']:.3f} -> {after['well_formed']['all']:.3f}",
+            "correct_by_task": {k: round(v, 3) for k, v in after["correct"].items() if k != "all"}}
+
+# %% ../nbs/15_pipeline.ipynb #2bd8c6af
+def stage_evaluate(cfg: RunConfig, st: dict) -> dict:
+    "The final model on held-out benchmarks (accuracy with 95 % CI), and 8-gram contamination of their prompts."
+    tok, model = st["tokenizer"], st["model"]
+    benches = [builtin_benchmark(name, cfg.eval_n, cfg.seed + 7) for name in ("tasks", "ifeval")]
+    res, index, out = run_eval(model, tok, benches), NgramIndex.build([st["pretrain_ids"]]), {}
+    for b in benches:
+        r = res[b.name]
+        _, flagged = contamination([" ".join(m["content"] for m in e["messages"] if m["role"] == "user") for e in b.examples], index, tok)
+        out[b.name] = f"{r['accuracy']:.3f}, 95 % CI [{r['ci_low']:.3f}, {r['ci_high']:.3f}], n = {r['n']}"
+        out[f"{b.name}_prompts_contaminated"] = f"{sum(flagged)}/{len(flagged)}"
+    return out | {"pretraining_8grams_indexed": len(index)}
+
 # %% ../nbs/15_pipeline.ipynb #31e91f62
 def stage_checkpoints(cfg: RunConfig, st: dict) -> dict:
     "Save in Meta's and HF's formats (with tokenizer.model), reload both, compare logits."
@@ -159,7 +220,9 @@ def stage_serve(cfg: RunConfig, st: dict) -> dict:
             "samples (T=0.8, top-p 0.9)": samples, "chat (held-out prompt -> reply)": replies}
 
 STAGES: list[tuple[str, Callable]] = [("curate", stage_curate), ("tokenizer", stage_tokenizer), ("model", stage_model),
-                                      ("pretrain", stage_pretrain), ("sft", stage_sft), ("checkpoints", stage_checkpoints),
+                                      ("pretrain", stage_pretrain), ("sft", stage_sft), ("reward", stage_reward),
+                                      ("dpo", stage_dpo), ("evaluate", stage_evaluate),
+                                      ("checkpoints", stage_checkpoints),
                                       ("serve", stage_serve)]
 
 # %% ../nbs/15_pipeline.ipynb #ed1384be

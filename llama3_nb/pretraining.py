@@ -6,7 +6,7 @@
 from __future__ import annotations
 import argparse, json, math, os, random, sys, time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields, asdict
+from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
 import torch

@@ -152,3 +152,14 @@ def test_dpo_main_bad_input(tok, tmp_path, capsys):
     assert err.count("\n") == 1 and "bad.jsonl:2: not valid JSON" in err
     (ck / "tokenizer.model").unlink()
     assert dpo_main([str(ck), str(tmp_path / "o")]) == 2 and "no tokenizer" in capsys.readouterr().err
+
+def test_pairs_longer_than_the_context_are_cut(tok):
+    "A reply that decodes to special-token names re-encodes much longer; log-probs stay defined within max_seq_len."
+    torch.manual_seed(0)
+    model = init_weights(Transformer(ModelArgs.tiny(vocab_size=tok.n_words, max_seq_len=64))).eval()
+    long = {**GOOD, "rejected": [_msg("assistant", "<|reserved_special_token_154|> " * 40)]}
+    x, m = collate_pairs([GOOD, long], ChatFormat(tok), pad_id=tok.eos_id, max_len=64)
+    assert x.shape == (4, 64) and m[:, :64].sum() > 0
+    lp = pair_logps(model, tok, [GOOD, long])                       # would raise past max_seq_len without the cut
+    assert lp.shape == (2, 2) and torch.isfinite(lp).all()
+    torch.testing.assert_close(lp[0], pair_logps(model, tok, [GOOD])[0])   # a short pair is unchanged by the cut
