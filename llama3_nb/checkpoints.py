@@ -10,11 +10,12 @@ import torch
 from torch import Tensor
 from .config import ModelArgs
 from .model import Transformer
+from .tokenizer import Tokenizer
 
 # %% auto #0
 __all__ = ['HF_NAMES', 'permute_qk', 'unpermute_qk', 'meta_to_hf_key', 'hf_to_meta_key', 'args_to_hf_config', 'hf_config_to_args',
            'check_state_dict', 'load_meta_checkpoint', 'save_meta_checkpoint', 'hf_state_dict', 'from_hf_state_dict',
-           'save_hf_checkpoint', 'load_hf_checkpoint', 'load_checkpoint']
+           'save_hf_checkpoint', 'load_hf_checkpoint', 'load_checkpoint', 'load_with_tokenizer']
 
 # %% ../nbs/03a_checkpoints.ipynb #1c628f8c
 def permute_qk(w: Tensor, n_heads: int) -> Tensor:
@@ -206,3 +207,16 @@ def load_checkpoint(ckpt_dir: str | Path, dtype: torch.dtype | None = None) -> T
     if (ckpt_dir / "params.json").exists(): return load_meta_checkpoint(ckpt_dir, dtype)
     if (ckpt_dir / "config.json").exists(): return load_hf_checkpoint(ckpt_dir, dtype)
     raise FileNotFoundError(f"{ckpt_dir} holds neither params.json (Meta format) nor config.json (Hugging Face format)")
+
+# %% ../nbs/03a_checkpoints.ipynb #54b18dd1
+def load_with_tokenizer(ckpt_dir: str | Path, tokenizer: str | Path | None = None,
+                        dtype: torch.dtype | None = None) -> tuple[Tokenizer, Transformer]:
+    "A checkpoint directory's tokenizer (`tokenizer.model` inside it, or `tokenizer`) and model, checked to fit each other."
+    ckpt_dir = Path(ckpt_dir)
+    if not ckpt_dir.is_dir(): raise FileNotFoundError(f"no checkpoint directory at {ckpt_dir}")
+    tok_path = Path(tokenizer or ckpt_dir / "tokenizer.model")
+    if not tok_path.is_file(): raise FileNotFoundError(f"no tokenizer at {tok_path} (pass --tokenizer PATH)")
+    tok, model = Tokenizer.from_file(tok_path), load_checkpoint(ckpt_dir, dtype)
+    if tok.n_words > model.params.vocab_size:
+        raise ValueError(f"tokenizer has {tok.n_words} ids but the model's vocabulary is {model.params.vocab_size}")
+    return tok, model

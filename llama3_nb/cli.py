@@ -84,15 +84,11 @@ DTYPES = ("float32", "bfloat16", "float16")
 
 def _cmd_chat(a):
     import torch
-    from llama3_nb.checkpoints import load_checkpoint
-    from llama3_nb.tokenizer import Tokenizer
+    from llama3_nb.checkpoints import load_with_tokenizer
     from llama3_nb.generation import chat_reply
-    tok_path = Path(a.tokenizer or Path(a.checkpoint) / "tokenizer.model")
-    if not tok_path.exists(): raise SystemExit(f"llama3_nb chat: no tokenizer at {tok_path} (pass --tokenizer PATH)")
-    model = load_checkpoint(a.checkpoint, getattr(torch, a.dtype) if a.dtype else None).to(a.device).eval()
-    tok = Tokenizer.from_file(tok_path)
-    if tok.n_words > model.params.vocab_size:
-        raise SystemExit(f"llama3_nb chat: tokenizer has {tok.n_words} ids but the model's vocabulary is {model.params.vocab_size}")
+    try: tok, model = load_with_tokenizer(a.checkpoint, a.tokenizer, getattr(torch, a.dtype) if a.dtype else None)
+    except (OSError, ValueError) as e: raise SystemExit(f"llama3_nb chat: {e}") from None
+    model = model.to(a.device).eval()
     dialog, tty = ([{"role": "system", "content": a.system}] if a.system else []), sys.stdin.isatty()
     while True:
         if tty: print("you> ", end="", flush=True)

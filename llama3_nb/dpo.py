@@ -16,7 +16,7 @@ from .tokenizer import ChatFormat, Tokenizer
 from .pretraining import lr_at, make_optimizer, NonFiniteLoss
 from .reward import sample_replies
 from .sft import grade, prompt_key, split_of, task_examples, check_messages, evaluate_tasks
-from .checkpoints import load_checkpoint, save_meta_checkpoint, save_hf_checkpoint
+from .checkpoints import load_with_tokenizer, save_meta_checkpoint, save_hf_checkpoint
 
 # %% auto #0
 __all__ = ['make_pairs', 'check_pair', 'read_pairs_jsonl', 'encode_response', 'collate_pairs', 'sequence_logps', 'chosen_nll',
@@ -203,12 +203,7 @@ def _dpo_parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/11_dpo.ipynb #d2e61e1c
 def _dpo_inputs(a) -> tuple:
-    ckpt = Path(a.checkpoint)
-    if not ckpt.is_dir(): raise FileNotFoundError(f"no checkpoint directory at {ckpt}")
-    tok_path = Path(a.tokenizer or ckpt / "tokenizer.model")
-    if not tok_path.is_file(): raise FileNotFoundError(f"no tokenizer at {tok_path} (pass --tokenizer PATH)")
-    tok, model = Tokenizer.from_file(tok_path), load_checkpoint(ckpt)
-    if tok.n_words > model.params.vocab_size: raise ValueError(f"tokenizer has {tok.n_words} ids but the model's vocabulary is {model.params.vocab_size}")
+    ckpt, (tok, model) = Path(a.checkpoint), load_with_tokenizer(a.checkpoint, a.tokenizer)
     cfg = DPOTrainConfig(beta=a.beta, nll_weight=a.nll, mask_eot=not a.no_mask_eot, lr=a.lr, steps=a.steps, batch_pairs=a.batch_pairs,
                          warmup_steps=min(5, a.steps // 10), seed=a.seed, threads=a.threads, device=a.device, progress=not a.quiet)
     if a.data:

@@ -14,7 +14,7 @@ from .tokenizer import ChatFormat, Tokenizer
 from .generation import generate, stops_of
 from .paged import paged_generate
 from .sft import grade, make_example, prompt_key, task_examples
-from .checkpoints import load_checkpoint
+from .checkpoints import load_with_tokenizer
 
 # %% auto #0
 __all__ = ['PHRASES', 'KEYWORDS', 'INSTRUCTIONS', 'CONFLICTS', 'GRADERS', 'BENCHMARKS', 'loose_variants', 'follows',
@@ -253,18 +253,13 @@ def _eval_parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/14_evaluation.ipynb #ed87eaf9
 def _eval_inputs(a) -> tuple:
-    ckpt = Path(a.checkpoint)
-    if not ckpt.is_dir(): raise FileNotFoundError(f"no checkpoint directory at {ckpt}")
-    tok_path = Path(a.tokenizer or ckpt / "tokenizer.model")
-    if not tok_path.is_file(): raise FileNotFoundError(f"no tokenizer at {tok_path} (pass --tokenizer PATH)")
     names = [s for s in a.benchmarks.split(",") if s.strip()]
     benches = [builtin_benchmark(s.strip(), a.n, a.seed) for s in names] + ([read_benchmark_jsonl(a.data)] if a.data else [])
     if not benches: raise ValueError("nothing to evaluate: give --benchmarks or --data")
     ks = [int(k) for k in a.k.split(",")]                                  # a non-integer raises ValueError: exit 2
     if a.samples < 0: raise ValueError(f"--samples must be >= 0, got {a.samples}")
     if a.samples and not all(1 <= k <= a.samples for k in ks): raise ValueError(f"every k in --k must be in [1, --samples={a.samples}]")
-    tok, model = Tokenizer.from_file(tok_path), load_checkpoint(ckpt)
-    if tok.n_words > model.params.vocab_size: raise ValueError(f"tokenizer has {tok.n_words} ids but the model's vocabulary is {model.params.vocab_size}")
+    tok, model = load_with_tokenizer(a.checkpoint, a.tokenizer)
     return tok, model.float().to(a.device).eval(), benches, ks
 
 def eval_main(argv: list[str] | None = None) -> int:

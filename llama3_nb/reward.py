@@ -19,7 +19,7 @@ from .tokenizer import ChatFormat, Tokenizer
 from .pretraining import lr_at, make_optimizer, NonFiniteLoss
 from .generation import stops_of
 from .paged import paged_generate
-from .checkpoints import load_checkpoint, save_meta_checkpoint, save_hf_checkpoint
+from .checkpoints import load_checkpoint, load_with_tokenizer, save_meta_checkpoint, save_hf_checkpoint
 from .sft import grade, prompt_key, split_of, task_examples, check_messages
 
 # %% auto #0
@@ -318,12 +318,7 @@ def _reward_parser() -> argparse.ArgumentParser:
     return p
 
 def _reward_inputs(a) -> tuple:
-    ckpt = Path(a.checkpoint)
-    if not ckpt.is_dir(): raise FileNotFoundError(f"no checkpoint directory at {ckpt}")
-    tok_path = Path(a.tokenizer or ckpt / "tokenizer.model")
-    if not tok_path.is_file(): raise FileNotFoundError(f"no tokenizer at {tok_path} (pass --tokenizer PATH)")
-    tok, lm = Tokenizer.from_file(tok_path), load_checkpoint(ckpt)
-    if tok.n_words > lm.params.vocab_size: raise ValueError(f"tokenizer has {tok.n_words} ids but the model's vocabulary is {lm.params.vocab_size}")
+    ckpt, (tok, lm) = Path(a.checkpoint), load_with_tokenizer(a.checkpoint, a.tokenizer)
     if a.data:
         recs = read_preference_jsonl(a.data)
         side = [split_of(prompt_key(r["prompt"] + [{"role": "assistant", "content": ""}])) for r in recs]

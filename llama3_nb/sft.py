@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
-from .tokenizer import ChatFormat, Tokenizer, ROLES
+from .tokenizer import ChatFormat, ROLES
 from .pretraining_data import doc_mask
 from .pretraining import lr_at, make_optimizer, NonFiniteLoss
 from .generation import generate, stops_of
-from .checkpoints import load_checkpoint, save_meta_checkpoint, save_hf_checkpoint
+from .checkpoints import load_with_tokenizer, save_meta_checkpoint, save_hf_checkpoint
 
 # %% auto #0
 __all__ = ['WORDS', 'SYSTEM_PROMPTS', 'TASKS', 'CHECKERS', 'FORMATS', 'IGNORE', 'grade', 'well_formed', 'prompt_key', 'split_of',
@@ -254,12 +254,7 @@ def _sft_parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/07_sft.ipynb #9d5ae499
 def _sft_inputs(a) -> tuple:
-    ckpt = Path(a.checkpoint)
-    if not ckpt.is_dir(): raise FileNotFoundError(f"no checkpoint directory at {ckpt}")
-    tok_path = Path(a.tokenizer or ckpt / "tokenizer.model")
-    if not tok_path.is_file(): raise FileNotFoundError(f"no tokenizer at {tok_path} (pass --tokenizer PATH)")
-    tok, model = Tokenizer.from_file(tok_path), load_checkpoint(ckpt)
-    if tok.n_words > model.params.vocab_size: raise ValueError(f"tokenizer has {tok.n_words} ids but the model's vocabulary is {model.params.vocab_size}")
+    ckpt, (tok, model) = Path(a.checkpoint), load_with_tokenizer(a.checkpoint, a.tokenizer)
     if a.data:
         exs = read_sft_jsonl(a.data)
         side = [split_of(prompt_key(e["messages"])) for e in exs]
