@@ -15,7 +15,7 @@ from tqdm import tqdm
 from .tokenizer import ChatFormat, Tokenizer
 from .pretraining import lr_at, make_optimizer, NonFiniteLoss
 from .reward import sample_replies
-from .sft import grade, prompt_key, split_of, task_examples, check_messages, evaluate_tasks
+from .sft import grade, prompt_key, split_of, task_examples, check_messages, evaluate_tasks, read_jsonl, add_common_args
 from .checkpoints import load_with_tokenizer, save_meta_checkpoint, save_hf_checkpoint
 
 # %% auto #0
@@ -56,15 +56,8 @@ def check_pair(rec, where: str = "pair"):
 
 def read_pairs_jsonl(path: str | Path) -> list[dict]:
     "Read preference pairs from JSONL (`{\"prompt\", \"chosen\", \"rejected\"}` per line), checking every line."
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip(): continue
-            try: rec = json.loads(line)
-            except json.JSONDecodeError as e: raise ValueError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-            check_pair(rec, f"{path}:{i}"); out.append(rec)
-    if not out: raise ValueError(f"{path}: no pairs")
-    return out
+    def parse(rec, where): check_pair(rec, where); return rec
+    return read_jsonl(path, parse, "pairs")
 
 # %% ../nbs/11_dpo.ipynb #3d821178
 def encode_response(cf: ChatFormat, prompt: Sequence[dict], reply: dict, mask_eot: bool = True) -> tuple[list[int], list[int]]:
@@ -188,7 +181,6 @@ def _dpo_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="SFT checkpoint directory, Meta or Hugging Face (with tokenizer.model); also the reference")
     p.add_argument("out", help="output directory: the DPO'd checkpoint, metrics.jsonl, summary.json")
     p.add_argument("--data", help="preference JSONL, one {\"prompt\", \"chosen\", \"rejected\"} per line (default: on-policy pairs)")
-    p.add_argument("--tokenizer", help="tokenizer.model path (default: CHECKPOINT/tokenizer.model)")
     p.add_argument("--steps", type=int, default=DPOTrainConfig.steps); p.add_argument("--lr", type=float, default=DPOTrainConfig.lr)
     p.add_argument("--beta", type=float, default=DPOTrainConfig.beta); p.add_argument("--nll", type=float, default=DPOTrainConfig.nll_weight)
     p.add_argument("--no-mask-eot", action="store_true", help="score <|eot_id|> too (as TRL does)")
@@ -196,10 +188,7 @@ def _dpo_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=4, help="samples per prompt for on-policy pairs")
     p.add_argument("--n-train", type=int, default=40, help="generated training prompts per task (without --data)")
     p.add_argument("--n-heldout", type=int, default=40, help="generated held-out prompts per task")
-    p.add_argument("--seed", type=int, default=0); p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
+    return add_common_args(p)
 
 # %% ../nbs/11_dpo.ipynb #d2e61e1c
 def _dpo_inputs(a) -> tuple:

@@ -13,7 +13,7 @@ import torch
 from .tokenizer import ChatFormat, Tokenizer
 from .generation import generate, stops_of
 from .paged import paged_generate
-from .sft import grade, make_example, prompt_key, task_examples
+from .sft import grade, make_example, prompt_key, task_examples, read_jsonl
 from .checkpoints import load_with_tokenizer
 
 # %% auto #0
@@ -129,18 +129,14 @@ def builtin_benchmark(name: str, n: int = 200, seed: int = 0) -> Benchmark:
 
 def read_benchmark_jsonl(path: str | Path, name: str | None = None) -> Benchmark:
     "A benchmark from JSONL lines {\"prompt\", \"answer\", \"grader\"[, \"system\"]}; errors name the line."
-    exs = []
-    for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip(): continue
-        try: d = json.loads(line)
-        except json.JSONDecodeError as e: raise ValueError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-        if not isinstance(d, dict): raise ValueError(f"{path}:{i}: expected a JSON object, got {type(d).__name__}")
+    def parse(d, where: str) -> dict:
+        if not isinstance(d, dict): raise ValueError(f"{where}: expected a JSON object, got {type(d).__name__}")
         for k in ("prompt", "answer", "grader"):
-            if not isinstance(d.get(k), str): raise ValueError(f"{path}:{i}: '{k}' must be a string, got {type(d.get(k)).__name__}")
-        if d["grader"] not in GRADERS: raise ValueError(f"{path}:{i}: unknown grader {d['grader']!r} (one of {', '.join(GRADERS)})")
-        if not isinstance(d.get("system", ""), str): raise ValueError(f"{path}:{i}: 'system' must be a string")
-        exs.append(make_example("jsonl", d["prompt"], d["answer"], d.get("system")) | dict(grader=d["grader"]))
-    if not exs: raise ValueError(f"{path}: no examples")
+            if not isinstance(d.get(k), str): raise ValueError(f"{where}: '{k}' must be a string, got {type(d.get(k)).__name__}")
+        if d["grader"] not in GRADERS: raise ValueError(f"{where}: unknown grader {d['grader']!r} (one of {', '.join(GRADERS)})")
+        if not isinstance(d.get("system", ""), str): raise ValueError(f"{where}: 'system' must be a string")
+        return make_example("jsonl", d["prompt"], d["answer"], d.get("system")) | dict(grader=d["grader"])
+    exs = read_jsonl(path, parse)
     return Benchmark(name or Path(path).stem, exs, lambda e, r: GRADERS[e["grader"]](r, e["answer"]))
 
 # %% ../nbs/14_evaluation.ipynb #6213ec8e

@@ -20,7 +20,7 @@ from .pretraining import lr_at, make_optimizer, NonFiniteLoss
 from .generation import stops_of
 from .paged import paged_generate
 from .checkpoints import load_checkpoint, load_with_tokenizer, save_meta_checkpoint, save_hf_checkpoint
-from .sft import grade, prompt_key, split_of, task_examples, check_messages
+from .sft import grade, prompt_key, split_of, task_examples, check_messages, read_jsonl, add_common_args
 
 # %% auto #0
 __all__ = ['SLOPPY', 'CORRUPT', 'RANKED', 'PAIRS', 'preference_record', 'preference_data', 'normalize_preference',
@@ -86,15 +86,7 @@ def normalize_preference(ex, where: str = "record") -> dict:
 
 def read_preference_jsonl(path: str | Path) -> list[dict]:
     "Read preference JSONL (any form `normalize_preference` takes), checking every line."
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip(): continue
-            try: ex = json.loads(line)
-            except json.JSONDecodeError as e: raise ValueError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-            out.append(normalize_preference(ex, f"{path}:{i}"))
-    if not out: raise ValueError(f"{path}: no records")
-    return out
+    return read_jsonl(path, normalize_preference, "records")
 
 # %% ../nbs/08_reward_model.ipynb #f3b1c6ea
 class RewardModel(Transformer):
@@ -307,15 +299,11 @@ def _reward_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="SFT checkpoint directory, Meta or Hugging Face (with tokenizer.model)")
     p.add_argument("out", help="output directory: trunk checkpoint, reward_head.pt, tokenizer.model, metrics.jsonl, summary.json")
     p.add_argument("--data", help="preference JSONL: {prompt, [edited], chosen, rejected} or {chosen: [dialog], rejected: [dialog]} per line")
-    p.add_argument("--tokenizer", help="tokenizer.model path (default: CHECKPOINT/tokenizer.model)")
     p.add_argument("--steps", type=int, default=RMConfig.steps); p.add_argument("--lr", type=float, default=RMConfig.lr)
     p.add_argument("--batch-size", type=int, default=RMConfig.batch_size)
-    p.add_argument("--seed", type=int, default=0); p.add_argument("--threads", type=int, default=1)
     p.add_argument("--n-train", type=int, default=200, help="generated records per task (without --data)")
     p.add_argument("--n-heldout", type=int, default=40, help="generated held-out records per task (without --data)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
+    return add_common_args(p)
 
 def _reward_inputs(a) -> tuple:
     ckpt, (tok, lm) = Path(a.checkpoint), load_with_tokenizer(a.checkpoint, a.tokenizer)

@@ -20,8 +20,9 @@ from .checkpoints import load_with_tokenizer, save_meta_checkpoint, save_hf_chec
 
 # %% auto #0
 __all__ = ['WORDS', 'SYSTEM_PROMPTS', 'TASKS', 'CHECKERS', 'FORMATS', 'IGNORE', 'grade', 'well_formed', 'prompt_key', 'split_of',
-           'make_example', 'task_examples', 'check_messages', 'write_jsonl', 'read_sft_jsonl', 'encode_sft', 'pack',
-           'sft_loss', 'SFTConfig', 'sft_batches', 'sft_eval_loss', 'sft_train', 'evaluate_tasks', 'sft_main']
+           'make_example', 'task_examples', 'check_messages', 'write_jsonl', 'read_jsonl', 'read_sft_jsonl',
+           'encode_sft', 'pack', 'sft_loss', 'SFTConfig', 'sft_batches', 'sft_eval_loss', 'sft_train', 'evaluate_tasks',
+           'add_common_args', 'sft_main']
 
 # %% ../nbs/07_sft.ipynb #12afe1b8
 WORDS = ("apple", "river", "stone", "cloud", "green", "tiger", "bread", "light", "music", "paper", "chair", "smile",
@@ -104,18 +105,25 @@ def write_jsonl(examples: Sequence[dict], path: str | Path) -> Path:
     path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples), encoding="utf-8")
     return path
 
-def read_sft_jsonl(path: str | Path) -> list[dict]:
-    "Read HF-style chat JSONL (`{\"messages\": [...]}` per line), checking every line."
+def read_jsonl(path: str | Path, parse: Callable[[object, str], object], what: str = "examples") -> list:
+    "`parse(record, 'path:line')` of every non-blank JSONL line; bad JSON, a failed check or an empty file name the place."
     out = []
     with open(path, encoding="utf-8") as f:
         for i, line in enumerate(f, 1):
             if not line.strip(): continue
-            try: ex = json.loads(line)
+            try: rec = json.loads(line)
             except json.JSONDecodeError as e: raise ValueError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-            if not isinstance(ex, dict) or "messages" not in ex: raise ValueError(f"{path}:{i}: missing 'messages'")
-            check_messages(ex["messages"], f"{path}:{i}"); out.append(ex)
-    if not out: raise ValueError(f"{path}: no examples")
+            out.append(parse(rec, f"{path}:{i}"))
+    if not out: raise ValueError(f"{path}: no {what}")
     return out
+
+def _chat_record(ex, where: str) -> dict:
+    if not isinstance(ex, dict) or "messages" not in ex: raise ValueError(f"{where}: missing 'messages'")
+    check_messages(ex["messages"], where); return ex
+
+def read_sft_jsonl(path: str | Path) -> list[dict]:
+    "Read HF-style chat JSONL (`{\"messages\": [...]}` per line), checking every line."
+    return read_jsonl(path, _chat_record)
 
 # %% ../nbs/07_sft.ipynb #af52dd93
 IGNORE = -100                                   # label of an untrained position (`ignore_index` of cross-entropy)
@@ -238,19 +246,23 @@ def evaluate_tasks(model, tok, examples: Sequence[dict], max_new_tokens: int = 2
     return {m: {k: sum(v[j] for v in vs) / len(vs) for k, vs in res.items()} for j, m in enumerate(("correct", "well_formed"))}
 
 # %% ../nbs/07_sft.ipynb #8765d6b2
+def add_common_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    "The options every post-training command shares: tokenizer path, seed, threads, device, progress bar."
+    p.add_argument("--tokenizer", help="tokenizer.model path (default: CHECKPOINT/tokenizer.model)")
+    p.add_argument("--seed", type=int, default=0); p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
 def _sft_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="llama3_nb sft", description="Supervised fine-tuning with prompt masking and packing (Llama 3 §4.1).")
     p.add_argument("checkpoint", help="Meta or Hugging Face checkpoint directory (with tokenizer.model)")
     p.add_argument("out", help="output directory: the fine-tuned checkpoint, metrics.jsonl, summary.json")
     p.add_argument("--data", help="HF-style chat JSONL, one {\"messages\": [...]} per line (default: generated verifiable tasks)")
-    p.add_argument("--tokenizer", help="tokenizer.model path (default: CHECKPOINT/tokenizer.model)")
     p.add_argument("--steps", type=int, default=SFTConfig.steps); p.add_argument("--lr", type=float, default=SFTConfig.lr)
-    p.add_argument("--seed", type=int, default=0); p.add_argument("--threads", type=int, default=1)
     p.add_argument("--n-train", type=int, default=400, help="generated examples per task (without --data)")
     p.add_argument("--n-heldout", type=int, default=40, help="generated held-out examples per task")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
+    return add_common_args(p)
 
 # %% ../nbs/07_sft.ipynb #9d5ae499
 def _sft_inputs(a) -> tuple:
