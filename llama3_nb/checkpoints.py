@@ -4,18 +4,22 @@
 
 # %% ../nbs/03a_checkpoints.ipynb #5cac665f
 from __future__ import annotations
-import json, re
+import json, math, os, re, sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 import torch
 from torch import Tensor
-from .config import ModelArgs
+from .config import ModelArgs, check_fields
 from .model import Transformer
 from .tokenizer import Tokenizer
 
 # %% auto #0
-__all__ = ['HF_NAMES', 'permute_qk', 'unpermute_qk', 'meta_to_hf_key', 'hf_to_meta_key', 'args_to_hf_config', 'hf_config_to_args',
-           'check_state_dict', 'load_meta_checkpoint', 'save_meta_checkpoint', 'hf_state_dict', 'from_hf_state_dict',
-           'save_hf_checkpoint', 'load_hf_checkpoint', 'load_checkpoint', 'load_with_tokenizer']
+__all__ = ['HF_NAMES', 'META_FILES', 'HF_FILES', 'BAD_INPUT', 'permute_qk', 'unpermute_qk', 'meta_to_hf_key', 'hf_to_meta_key',
+           'args_to_hf_config', 'HFConfigTypes', 'hf_config_to_args', 'check_state_dict', 'check_output_dir',
+           'write_tmp', 'commit_files', 'one_line', 'bad_input', 'check_device', 'check_number', 'read_weights',
+           'load_meta_checkpoint', 'save_meta_checkpoint', 'hf_state_dict', 'from_hf_state_dict', 'save_hf_checkpoint',
+           'read_hf_config', 'load_hf_checkpoint', 'load_checkpoint', 'load_with_tokenizer']
 
 # %% ../nbs/03a_checkpoints.ipynb #1c628f8c
 def permute_qk(w: Tensor, n_heads: int) -> Tensor:
@@ -76,22 +80,36 @@ def _ffn_fields(dim: int, hidden: int) -> tuple[float | None, int]:
         if ModelArgs(dim=dim, n_heads=1, ffn_dim_multiplier=mult, multiple_of=mo).ffn_hidden_dim == hidden: return mult, mo
     raise ValueError(f"no (ffn_dim_multiplier, multiple_of) gives intermediate_size={hidden} for hidden_size={dim}")
 
+@dataclass
+class HFConfigTypes:
+    "The `config.json` keys we read, with their types, for `check_fields` (other keys are HF's business)."
+    hidden_size: int; num_hidden_layers: int; num_attention_heads: int; vocab_size: int; intermediate_size: int
+    num_key_value_heads: int | None; head_dim: int | None; rms_norm_eps: float; rope_theta: float
+    max_position_embeddings: int; tie_word_embeddings: bool; rope_scaling: dict | None; rope_parameters: dict | None
+
+_REQUIRED = ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "intermediate_size")
+_ROPE_KEYS = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+
+# %% ../nbs/03a_checkpoints.ipynb #625799fd
 def hf_config_to_args(cfg: dict) -> ModelArgs:
-    "`ModelArgs` from a Hugging Face Llama `config.json` dict."
-    for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "intermediate_size"):
+    "`ModelArgs` from a Hugging Face Llama `config.json` dict; missing, ill-typed or impossible fields are errors naming them."
+    if not isinstance(cfg, dict): raise ValueError(f"config.json should hold a JSON object, got {type(cfg).__name__}")
+    check_fields(HFConfigTypes, {k: v for k, v in cfg.items() if k in HFConfigTypes.__dataclass_fields__}, "config.json field")
+    for k in _REQUIRED:
         if k not in cfg: raise ValueError(f"config.json lacks {k!r}")
+        if cfg[k] <= 0: raise ValueError(f"config.json {k!r} must be positive, got {cfg[k]}")
     dim, H = cfg["hidden_size"], cfg["num_attention_heads"]
-    if cfg.get("head_dim", dim // H) != dim // H:
+    if cfg.get("head_dim") is not None and cfg["head_dim"] != dim // H:
         raise ValueError(f"head_dim={cfg['head_dim']} != hidden_size/num_attention_heads={dim // H} is not a Llama 3 shape")
     rope = cfg.get("rope_scaling") or cfg.get("rope_parameters") or {}
     kind = rope.get("rope_type", rope.get("type", "default"))
     if kind not in ("llama3", "default"): raise ValueError(f"rope_type {kind!r} is not supported (only 'llama3' or none)")
+    if kind == "llama3" and (bad := [k for k in _ROPE_KEYS if type(rope.get(k)) not in (int, float)]):
+        raise ValueError(f"config.json rope_scaling of type llama3 needs a number for {bad}")
+    scaled = {} if kind != "llama3" else dict(rope_scaling_factor=float(rope["factor"]), rope_low_freq_factor=float(rope["low_freq_factor"]),
+        rope_high_freq_factor=float(rope["high_freq_factor"]), rope_original_max_seq_len=int(rope["original_max_position_embeddings"]))
     mult, mo = _ffn_fields(dim, cfg["intermediate_size"])
-    scaled = {} if kind != "llama3" else dict(
-        rope_scaling_factor=float(rope["factor"]), rope_low_freq_factor=float(rope["low_freq_factor"]),
-        rope_high_freq_factor=float(rope["high_freq_factor"]),
-        rope_original_max_seq_len=int(rope["original_max_position_embeddings"]))
-    return ModelArgs(dim=dim, n_layers=cfg["num_hidden_layers"], n_heads=H, n_kv_heads=cfg.get("num_key_value_heads", H),
+    return ModelArgs(dim=dim, n_layers=cfg["num_hidden_layers"], n_heads=H, n_kv_heads=cfg.get("num_key_value_heads") or H,
                      vocab_size=cfg["vocab_size"], multiple_of=mo, ffn_dim_multiplier=mult,
                      norm_eps=cfg.get("rms_norm_eps", 1e-5), rope_theta=float(cfg.get("rope_theta", rope.get("rope_theta", 10000.0))),
                      use_scaled_rope=kind == "llama3", max_seq_len=cfg.get("max_position_embeddings", 8192),
@@ -122,6 +140,62 @@ def _build(args: ModelArgs, sd: dict[str, Tensor], source: str) -> Transformer:
     if args.tie_word_embeddings: model.output.weight = model.tok_embeddings.weight
     return model
 
+# %% ../nbs/03a_checkpoints.ipynb #0115324e
+def check_output_dir(out: str | Path, *inputs: str | Path | None, what: str = "output") -> Path:
+    "`out` as a `Path`; a one-line `ValueError` if it is, holds or lies inside one of `inputs` (a write there could destroy it)."
+    o = Path(out).resolve()
+    for i in filter(None, inputs):
+        p = Path(i).resolve()
+        if o == p or p.is_relative_to(o) or o.is_relative_to(p):
+            how = "is" if o == p else "holds" if p.is_relative_to(o) else "is inside"
+            raise ValueError(f"{what} {out} {how} the input {i}; choose an output apart from the input")
+    return Path(out)
+
+def write_tmp(path: Path, data: bytes | Callable) -> Path:
+    "Write `data` (bytes, or a function of the open file) to `path` + '.tmp' and fsync it; `commit_files` renames it."
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        data(f) if callable(data) else f.write(data)
+        f.flush(); os.fsync(f.fileno())
+    return tmp
+
+def commit_files(folder: Path, tmps: Sequence[Path], stale: Sequence[str] = ()) -> list[Path]:
+    "Rename each `X.tmp` onto `X` in order, then delete files matching the `stale` globs that were not just written."
+    new = [t.with_name(t.name.removesuffix(".tmp")) for t in tmps]
+    for t, n in zip(tmps, new): os.replace(t, n)
+    for f in {f for pat in stale for f in folder.glob(pat)} - set(new): f.unlink()
+    fd = os.open(folder, os.O_RDONLY); os.fsync(fd); os.close(fd)        # the renames themselves reach the disk
+    return new
+
+META_FILES = ("params.json", "consolidated.*.pth")
+HF_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "model-*-of-*.safetensors")
+
+# %% ../nbs/03a_checkpoints.ipynb #31ee99a4
+BAD_INPUT = (ValueError, TypeError, OSError)       # what a user's file, option or folder can cause; anything else is a bug
+
+def one_line(e: BaseException) -> str:
+    "An exception's message on one line (a multi-line message's lines joined by '; ')."
+    return "; ".join(l.strip() for l in str(e).splitlines() if l.strip()) or type(e).__name__
+
+def bad_input(cmd: str, e: BaseException) -> int:
+    "Print `llama3_nb CMD: message` as one line on stderr and return 2 (re-raise instead under `llama3_nb --debug`)."
+    if os.environ.get("LLAMA3_NB_DEBUG"): raise e
+    print(f"llama3_nb {cmd}: {one_line(e)}", file=sys.stderr); return 2
+
+def check_device(device: str, what: str = "--device") -> str:
+    "`device` if torch can use it here, else a `ValueError` naming the option."
+    try: dev = torch.device(device)
+    except (RuntimeError, TypeError) as e: raise ValueError(f"{what} {device!r} is not a torch device (cpu, cuda, cuda:1, mps, ...)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available(): raise ValueError(f"{what} {device!r}: no CUDA device on this machine")
+    if dev.type == "mps" and not torch.backends.mps.is_available(): raise ValueError(f"{what} {device!r}: no MPS device on this machine")
+    return device
+
+def check_number(value: float, what: str, lo: float = 0.0, hi: float = math.inf, lo_open: bool = True) -> float:
+    "`value` if it is a finite number in (lo, hi] (or [lo, hi] with `lo_open=False`), else a `ValueError` naming `what`."
+    ok = math.isfinite(value) and (value > lo if lo_open else value >= lo) and value <= hi
+    if not ok: raise ValueError(f"{what} must be a finite number in {'(' if lo_open else '['}{lo:g}, {hi:g}], got {value}")
+    return value
+
 # %% ../nbs/03a_checkpoints.ipynb #923f2e98
 def _shard_dim(key: str) -> int | None:
     "Axis along which Meta's model-parallel shards cut this tensor (None: replicated)."
@@ -129,28 +203,41 @@ def _shard_dim(key: str) -> int | None:
     if key.endswith("norm.weight"): return None
     return 0
 
+def read_weights(f: Path, load: Callable) -> dict[str, Tensor]:
+    "The tensors `load(f)` gives; an empty, truncated or foreign file is a one-line `ValueError` naming it."
+    if f.stat().st_size == 0: raise ValueError(f"{f} is empty (0 bytes): not a weights file")
+    try: sd = load(f)
+    except Exception as e:                          # the unpicklers and safetensors raise many types for a bad file
+        msg = (str(e).strip().splitlines() or [""])[0][:200]
+        raise ValueError(f"{f} is not a readable weights file ({type(e).__name__}: {msg})") from None
+    if not isinstance(sd, dict) or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in sd.items()):
+        raise ValueError(f"{f} does not hold a dict of named tensors")
+    return sd
+
 def load_meta_checkpoint(ckpt_dir: str | Path, dtype: torch.dtype | None = None, **overrides) -> Transformer:
     "A `Transformer` from Meta's `params.json` + `consolidated.*.pth` (any number of model-parallel shards)."
     ckpt_dir = Path(ckpt_dir)
     args = ModelArgs.from_params_json(ckpt_dir / "params.json", **overrides)
     files = sorted(ckpt_dir.glob("consolidated.*.pth"))
     if not files: raise FileNotFoundError(f"no consolidated.*.pth in {ckpt_dir}")
-    shards = [torch.load(f, map_location="cpu", weights_only=True, mmap=True) for f in files]
-    if len(shards) == 1: sd = shards[0]
-    else:
-        sd = {k: shards[0][k] if _shard_dim(k) is None else torch.cat([s[k] for s in shards], _shard_dim(k))
-              for k in shards[0]}
+    shards = [read_weights(f, lambda f: torch.load(f, map_location="cpu", weights_only=True, mmap=True)) for f in files]
+    if any(set(s) != set(shards[0]) for s in shards): raise ValueError(f"{ckpt_dir}: the {len(files)} shards hold different keys")
+    try: sd = shards[0] if len(shards) == 1 else {k: shards[0][k] if _shard_dim(k) is None else
+                                                 torch.cat([s[k] for s in shards], _shard_dim(k)) for k in shards[0]}
+    except RuntimeError as e: raise ValueError(f"{ckpt_dir}: the {len(files)} shards do not fit together ({str(e).splitlines()[0]})") from None
     if dtype is not None: sd = {k: v.to(dtype) for k, v in sd.items()}
     return _build(args, sd, f"{ckpt_dir} ({len(files)} file{'s' * (len(files) > 1)})")
 
+# %% ../nbs/03a_checkpoints.ipynb #5300ad80
 def save_meta_checkpoint(model: Transformer, ckpt_dir: str | Path, n_shards: int = 1):
-    "Write `params.json` and `consolidated.00.pth` … (split into `n_shards` model-parallel shards)."
+    "Write `params.json` and `consolidated.00.pth` … atomically, then remove stale shards and any HF files there."
     ckpt_dir = Path(ckpt_dir); ckpt_dir.mkdir(parents=True, exist_ok=True)
-    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    sd, tmps = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, []
     for i in range(n_shards):
         shard = {k: v if _shard_dim(k) is None else v.chunk(n_shards, _shard_dim(k))[i].clone() for k, v in sd.items()}
-        torch.save(shard, ckpt_dir / f"consolidated.{i:02d}.pth")
-    (ckpt_dir / "params.json").write_text(json.dumps(model.params.to_params_dict(), indent=2))
+        tmps.append(write_tmp(ckpt_dir / f"consolidated.{i:02d}.pth", lambda f: torch.save(shard, f)))
+    tmps.append(write_tmp(ckpt_dir / "params.json", json.dumps(model.params.to_params_dict(), indent=2).encode()))
+    commit_files(ckpt_dir, tmps, stale=META_FILES + HF_FILES)     # params.json last: the weights are in place first
 
 # %% ../nbs/03a_checkpoints.ipynb #bcc880a3
 def hf_state_dict(model: Transformer) -> dict[str, Tensor]:
@@ -177,28 +264,48 @@ def from_hf_state_dict(sd: dict[str, Tensor], args: ModelArgs) -> dict[str, Tens
 
 # %% ../nbs/03a_checkpoints.ipynb #348febac
 def save_hf_checkpoint(model: Transformer, ckpt_dir: str | Path):
-    "Write `config.json` + `model.safetensors` that `LlamaForCausalLM.from_pretrained` reads."
-    from safetensors.torch import save_file
+    "Write `config.json` + `model.safetensors` atomically (as `LlamaForCausalLM.from_pretrained` reads them), then remove Meta files there."
+    from safetensors.torch import save
     ckpt_dir = Path(ckpt_dir); ckpt_dir.mkdir(parents=True, exist_ok=True)
     sd = hf_state_dict(model)
-    save_file(sd, ckpt_dir / "model.safetensors", metadata={"format": "pt"})
     cfg = args_to_hf_config(model.params, dtype=next(iter(sd.values())).dtype)
-    (ckpt_dir / "config.json").write_text(json.dumps(cfg, indent=2))
+    tmps = [write_tmp(ckpt_dir / "model.safetensors", save(sd, metadata={"format": "pt"})),
+            write_tmp(ckpt_dir / "config.json", json.dumps(cfg, indent=2).encode())]
+    commit_files(ckpt_dir, tmps, stale=HF_FILES + META_FILES)
 
+def _weight_files(ckpt_dir: Path) -> list[Path]:
+    "The safetensors files of an HF folder: `model.safetensors`, or those its index names (only inside the folder)."
+    index = ckpt_dir / "model.safetensors.index.json"
+    if not index.exists(): return [ckpt_dir / "model.safetensors"]
+    try: wm = json.loads(index.read_bytes())["weight_map"]
+    except (ValueError, KeyError, TypeError) as e: raise ValueError(f"{index} is not a shard index with a 'weight_map' ({e})") from None
+    if not isinstance(wm, dict) or not all(isinstance(v, str) for v in wm.values()): raise ValueError(f"{index}: 'weight_map' must map names to file names")
+    for v in set(wm.values()):
+        if Path(v).is_absolute() or ".." in Path(v).parts: raise ValueError(f"{index} names {v!r}, a file outside {ckpt_dir}")
+    return [ckpt_dir / v for v in sorted(set(wm.values()))]
+
+def read_hf_config(ckpt_dir: str | Path) -> ModelArgs:
+    "`ModelArgs` from a folder's `config.json`; errors name the file."
+    path = Path(ckpt_dir) / "config.json"
+    if not path.exists(): raise FileNotFoundError(f"no config.json at {path}")
+    try: cfg = json.loads(path.read_bytes())
+    except ValueError as e: raise ValueError(f"{path} is not valid JSON ({e})") from None
+    try: return hf_config_to_args(cfg)
+    except (ValueError, TypeError) as e: raise ValueError(f"{path}: {str(e).removeprefix('config.json ')}") from None
+
+# %% ../nbs/03a_checkpoints.ipynb #425d579d
 def load_hf_checkpoint(ckpt_dir: str | Path, dtype: torch.dtype | None = None) -> Transformer:
     "A `Transformer` from an HF Llama directory: `config.json` + `model.safetensors` (or a sharded index)."
     from safetensors.torch import load_file
     ckpt_dir = Path(ckpt_dir)
-    if not (ckpt_dir / "config.json").exists(): raise FileNotFoundError(f"no config.json at {ckpt_dir / 'config.json'}")
-    args = hf_config_to_args(json.loads((ckpt_dir / "config.json").read_text()))
-    index = ckpt_dir / "model.safetensors.index.json"
-    files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.exists() else ["model.safetensors"]
-    sd = {}
-    for f in files:
-        if not (ckpt_dir / f).exists(): raise FileNotFoundError(f"missing weights file {ckpt_dir / f}")
-        sd.update(load_file(ckpt_dir / f))
+    args, sd = read_hf_config(ckpt_dir), {}
+    for f in _weight_files(ckpt_dir):
+        if not f.exists(): raise FileNotFoundError(f"missing weights file {f}")
+        sd.update(read_weights(f, load_file))
     if dtype is not None: sd = {k: v.to(dtype) for k, v in sd.items()}
-    return _build(args, from_hf_state_dict(sd, args), str(ckpt_dir))
+    try: sd = from_hf_state_dict(sd, args)
+    except (KeyError, RuntimeError) as e: raise ValueError(f"{ckpt_dir}: {str(e).strip(chr(34) + chr(39))}") from None
+    return _build(args, sd, str(ckpt_dir))
 
 # %% ../nbs/03a_checkpoints.ipynb #29495800
 def load_checkpoint(ckpt_dir: str | Path, dtype: torch.dtype | None = None) -> Transformer:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/16_cli.ipynb #2bdab49f
 from __future__ import annotations
-import argparse, sys, json
+import argparse, os, sys, json
 from pathlib import Path
 
 def _cmd_run(a):
@@ -18,11 +18,10 @@ def _cmd_info(a):
     from llama3_nb.config import ModelArgs, count_params, flops_per_token
     src = Path(a.what)
     if src.is_dir():
-        from llama3_nb.checkpoints import hf_config_to_args
-        args = (ModelArgs.from_params_json(src) if (src / "params.json").exists() else
-                hf_config_to_args(json.loads((src / "config.json").read_text())))
+        from llama3_nb.checkpoints import read_hf_config
+        args = ModelArgs.from_params_json(src) if (src / "params.json").exists() else read_hf_config(src)
     elif hasattr(ModelArgs, a.what): args = getattr(ModelArgs, a.what)()
-    else: raise SystemExit(f"llama3_nb info: {a.what!r} is neither a checkpoint directory nor a preset "
+    else: raise ValueError(f"{a.what!r} is neither a checkpoint directory nor a preset "
                            "(llama3_8b, llama3_70b, llama3_405b, llama3_2_1b, llama3_2_3b, tiny, mini)")
     print(args)
     print(f"parameters: {count_params(args):,}   FFN width: {args.ffn_hidden_dim}   "
@@ -30,10 +29,12 @@ def _cmd_info(a):
     return 0
 
 def _cmd_convert(a):
-    from llama3_nb.checkpoints import load_checkpoint, save_meta_checkpoint, save_hf_checkpoint
+    from llama3_nb.checkpoints import load_checkpoint, save_meta_checkpoint, save_hf_checkpoint, check_output_dir, write_tmp, commit_files
+    dst, tok = check_output_dir(a.dst, a.src, what="output folder"), Path(a.src) / "tokenizer.model"
     model = load_checkpoint(a.src)
-    (save_hf_checkpoint if a.to == "hf" else save_meta_checkpoint)(model, a.dst)
-    print(f"wrote {a.to} checkpoint to {a.dst}")
+    (save_hf_checkpoint if a.to == "hf" else save_meta_checkpoint)(model, dst)
+    if tok.is_file(): commit_files(dst, [write_tmp(dst / tok.name, tok.read_bytes())])      # the tokenizer travels along
+    print(f"wrote {a.to} checkpoint{' and tokenizer.model' * tok.is_file()} to {dst}")
     return 0
 
 def _cmd_bench(a):
@@ -68,12 +69,13 @@ def _cmd_bench(a):
 def _cmd_tokenizer(a):
     from llama3_nb.tokenizer import Tokenizer
     if a.action == "train":
-        texts = []
-        for f in a.files:
-            try: texts.append(Path(f).read_text(encoding="utf-8", errors="replace"))
-            except OSError as e: raise SystemExit(f"llama3_nb tokenizer train: cannot read {f}: {e.strerror}")
-        tok = Tokenizer.train(texts, a.vocab_size)
-        print(f"trained {tok.n_words:,} ids ({a.vocab_size:,} BPE ranks + 256 specials) -> {tok.save(a.out)}")
+        if Path(a.out).is_dir(): raise ValueError(f"--out {a.out} is a folder; give the path of the tokenizer.model to write")
+        if a.vocab_size < 256: raise ValueError(f"--vocab-size must be >= 256 (one rank per byte), got {a.vocab_size}")
+        texts = [Path(f).read_text(encoding="utf-8", errors="replace") for f in a.files]
+        if not any(t.strip() for t in texts): raise ValueError(f"no text to train on in {', '.join(a.files)}")
+        tok = Tokenizer.train(texts, a.vocab_size); n = len(tok.mergeable_ranks)
+        short = f"; the text allows no more than {n:,} of the {a.vocab_size:,} asked" if n < a.vocab_size else ""
+        print(f"trained {tok.n_words:,} ids ({n:,} BPE ranks + {tok.n_words - n} specials{short}) -> {tok.save(a.out)}")
     else:
         tok = Tokenizer.from_file(a.model)
         ids = tok.encode(" ".join(a.text), bos=a.bos, eos=False)
@@ -84,32 +86,58 @@ DTYPES = ("float32", "bfloat16", "float16")
 
 def _cmd_chat(a):
     import torch
-    from llama3_nb.checkpoints import load_with_tokenizer
+    from llama3_nb.checkpoints import load_with_tokenizer, check_device, check_number
     from llama3_nb.generation import chat_reply
-    try: tok, model = load_with_tokenizer(a.checkpoint, a.tokenizer, getattr(torch, a.dtype) if a.dtype else None)
-    except (OSError, ValueError) as e: raise SystemExit(f"llama3_nb chat: {e}") from None
-    model = model.to(a.device).eval()
-    dialog, tty = ([{"role": "system", "content": a.system}] if a.system else []), sys.stdin.isatty()
+    from llama3_nb.tokenizer import ChatFormat
+    check_number(a.temperature, "--temperature", lo_open=False); check_number(a.top_p, "--top-p", hi=1.0); check_device(a.device)
+    if a.max_new_tokens < 1: raise ValueError(f"--max-new-tokens must be >= 1, got {a.max_new_tokens}")
+    tok, model = load_with_tokenizer(a.checkpoint, a.tokenizer, getattr(torch, a.dtype) if a.dtype else None)
+    model, cf, ctx = model.to(a.device).eval(), ChatFormat(tok), model.params.max_seq_len
+    new = min(a.max_new_tokens, ctx // 2)                            # room for a reply and for some history
+    if new < a.max_new_tokens: print(f"llama3_nb chat: replies capped at {new} tokens (half of the model's {ctx}-token context)", file=sys.stderr)
+    dialog, tty, said = ([{"role": "system", "content": a.system}] if a.system else []), sys.stdin.isatty(), set()
     while True:
         if tty: print("you> ", end="", flush=True)
         line = sys.stdin.readline()
         if not line: break
         if not line.strip(): continue
-        dialog.append({"role": "user", "content": line.rstrip("\n")})
+        dialog, dropped, cut = fit_dialog(cf, dialog + [{"role": "user", "content": line.rstrip("\n")}], ctx - new)
+        for kind, msg in (("drop", dropped and f"the conversation outgrew the {ctx}-token context: dropping the oldest turns (the system prompt stays)"),
+                          ("cut", cut and f"a message longer than the context was cut to fit {ctx - new} tokens")):
+            if msg and kind not in said: print(f"llama3_nb chat: {msg}", file=sys.stderr); said.add(kind)
         print("assistant> " if tty else "", end="", flush=True)
-        reply = chat_reply(model, tok, dialog, a.max_new_tokens, stream=lambda s: print(s, end="", flush=True),
+        reply = chat_reply(model, tok, dialog, new, stream=lambda s: print(s, end="", flush=True),
                            temperature=a.temperature, top_p=a.top_p, seed=a.seed)
         print(flush=True)
         dialog.append({"role": "assistant", "content": reply})
     return 0
 
 # %% auto #0
-__all__ = ['DTYPES', 'PASSTHROUGH', 'build_parser', 'main']
+__all__ = ['DTYPES', 'PASSTHROUGH', 'fit_dialog', 'build_parser', 'main']
+
+# %% ../nbs/16_cli.ipynb #2e169b95
+def fit_dialog(cf, dialog: list[dict], budget: int) -> tuple[list[dict], int, bool]:
+    "`dialog` in at most `budget` prompt tokens: oldest turns dropped (a system prompt kept), a last message too long cut; with (dropped, cut)."
+    n = lambda d: len(cf.encode_dialog_prompt(d))
+    head = dialog[:1] if dialog and dialog[0]["role"] == "system" else []
+    rest, dropped = dialog[len(head):], 0
+    while len(rest) > 1 and (n(head + rest) > budget or rest[0]["role"] != "user"): rest, dropped = rest[1:], dropped + 1
+    if head and n(head + rest) > budget and n(head + [{**rest[-1], "content": ""}]) > budget: head = []   # even the system prompt must go
+    over = n(head + rest) - budget
+    if over <= 0: return head + rest, dropped, False
+    ids, msg = cf.tokenizer.encode(rest[-1]["content"], bos=False, eos=False), rest[-1]
+    while over > 0:                                     # re-encoding a cut text can differ by a token: check again
+        if over > len(ids): raise ValueError(f"a context of {budget} prompt tokens cannot hold even an empty message")
+        ids = ids[:len(ids) - over]; msg = {**msg, "content": cf.tokenizer.decode(ids)}
+        over = n(head + [msg]) - budget
+    return head + [msg], dropped, True
 
 # %% ../nbs/16_cli.ipynb #23c65bcf
 def build_parser() -> argparse.ArgumentParser:
     "The `llama3_nb` argument parser with all sub-commands."
-    p = argparse.ArgumentParser(prog="llama3_nb", description="The Llama 3 recipe, stage by stage, in miniature.")
+    p = argparse.ArgumentParser(prog="llama3_nb", description="The Llama 3 recipe, stage by stage, in miniature.",
+                                epilog="Bad input gets one line on stderr and exit status 2; `llama3_nb --debug COMMAND ...` shows the traceback.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors (must come before COMMAND)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     r = sub.add_parser("run", help="the main job: every stage on the bundled data, with a report")
     r.add_argument("--out", default="runs/latest", help="output directory (default: runs/latest)")
@@ -182,11 +210,22 @@ PASSTHROUGH = {("curate",): "llama3_nb.curate:curate_main",   # stages that own 
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `llama3_nb` console command."
     argv = sys.argv[1:] if argv is None else list(argv)
-    for words, target in PASSTHROUGH.items():
-        if tuple(argv[:len(words)]) == words:
+    debug, was = argv[:1] == ["--debug"], os.environ.get("LLAMA3_NB_DEBUG")
+    if debug: argv = argv[1:]; os.environ["LLAMA3_NB_DEBUG"] = "1"        # seen by the stages' own entry points too
+    try: return _dispatch(argv)
+    finally:
+        if debug and was is None: os.environ.pop("LLAMA3_NB_DEBUG", None)
+
+def _dispatch(argv: list[str]) -> int:
+    "Run the sub-command `argv` names; bad input it did not report itself becomes one line and status 2."
+    from llama3_nb.checkpoints import BAD_INPUT, bad_input
+    words = next((w for w in PASSTHROUGH if tuple(argv[:len(w)]) == w), None)
+    try:
+        if words:
             import importlib
-            mod, fn = target.split(":")
+            mod, fn = PASSTHROUGH[words].split(":")
             sys.argv[0] = "llama3_nb " + " ".join(words)
             return getattr(importlib.import_module(mod), fn)(argv[len(words):])
-    a = build_parser().parse_args(argv)
-    return a.fn(a)
+        a = build_parser().parse_args(argv)
+        return a.fn(a)
+    except BAD_INPUT as e: return bad_input(" ".join(words or argv[:1] + [w for w in argv[1:2] if w in ("train", "encode")]), e)

@@ -9,7 +9,8 @@ from dataclasses import dataclass, fields, asdict
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['META_PARAMS_KEYS', 'ModelArgs', 'check_fields', 'count_params', 'flops_per_token']
+__all__ = ['PARAMS_REQUIRED', 'META_PARAMS_KEYS', 'ModelArgs', 'FieldTypeError', 'check_fields', 'count_params',
+           'flops_per_token']
 
 # %% ../nbs/00_config.ipynb #1fb1ae2c
 @dataclass
@@ -41,6 +42,8 @@ class ModelArgs:
         if self.n_heads % self.n_kv_heads:
             raise ValueError(f"n_heads={self.n_heads} is not a multiple of n_kv_heads={self.n_kv_heads}")
         if self.head_dim % 2: raise ValueError(f"head_dim={self.head_dim} must be even for RoPE")
+        for f in ("norm_eps", "rope_theta", "rope_scaling_factor"):
+            if not 0 < getattr(self, f) < float("inf"): raise ValueError(f"ModelArgs.{f} must be a positive finite number, got {getattr(self, f)}")
 
     @property
     def head_dim(self) -> int: return self.dim // self.n_heads
@@ -55,6 +58,9 @@ class ModelArgs:
 # %% ../nbs/00_config.ipynb #57c05099
 _TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "list": (list,), "dict": (dict,)}
 
+class FieldTypeError(ValueError, TypeError):
+    "A config value of the wrong type: a `TypeError`, and a `ValueError` like every other bad-input error."
+
 def check_fields(cls, d:dict, what:str) -> None:
     "Raise an error naming the key for any key of `d` that dataclass `cls` lacks or whose value misfits its annotation."
     known = {f.name: f.type for f in fields(cls)}
@@ -63,7 +69,7 @@ def check_fields(cls, d:dict, what:str) -> None:
         allowed = tuple(t for part in known[k].split("|") for t in _TYPES.get(part.strip(), ()))
         if v is None and "None" in known[k]: continue
         if isinstance(v, bool) and bool not in allowed or not isinstance(v, allowed):   # True is an int to Python
-            raise TypeError(f"{what} {k!r} should be {known[k]}, got {v!r} ({type(v).__name__})")
+            raise FieldTypeError(f"{what} {k!r} should be {known[k]}, got {v!r} ({type(v).__name__})")
 
 @classmethod
 def _from_dict(cls, d: dict, **overrides) -> ModelArgs:
@@ -71,16 +77,20 @@ def _from_dict(cls, d: dict, **overrides) -> ModelArgs:
     check_fields(cls, d, "params.json field")
     return cls(**{**d, **overrides})
 
+PARAMS_REQUIRED = ("dim", "n_layers", "n_heads", "vocab_size")     # no default could stand in for these
+
 @classmethod
 def _from_params_json(cls, path: str | Path, **overrides) -> ModelArgs:
     "Read Meta's `params.json` (a file, or a checkpoint directory holding one)."
     path = Path(path)
     if path.is_dir() or path.suffix != ".json": path = path / "params.json"
     if not path.exists(): raise FileNotFoundError(f"no params.json at {path}")
-    try: d = json.loads(path.read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"{path} is not valid JSON: {e}") from None
+    try: d = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{path} is not valid JSON: {e}") from None
     if not isinstance(d, dict): raise ValueError(f"{path} should hold a JSON object, got {type(d).__name__}")
-    return cls.from_dict(d, **overrides)
+    if missing := [k for k in PARAMS_REQUIRED if k not in d]: raise ValueError(f"{path} lacks the required field(s) {missing}")
+    try: return cls.from_dict(d, **overrides)
+    except ValueError as e: raise type(e)(f"{path}: {e}") from None
 
 ModelArgs.from_dict, ModelArgs.from_params_json = _from_dict, _from_params_json
 

@@ -218,9 +218,11 @@ def load_ranks(path:str | os.PathLike) -> dict[bytes, int]:
     return ranks
 
 def save_ranks(ranks:Mapping[bytes, int], path:str | os.PathLike) -> Path:
-    "Write `ranks` as a `tokenizer.model` in rank order."
+    "Write `ranks` as a `tokenizer.model` in rank order, atomically (a temporary file, fsync, `os.replace`)."
     lines = (f"{base64.b64encode(b).decode()} {r}\n" for b, r in sorted(ranks.items(), key=lambda x: x[1]))
-    Path(path).write_text("".join(lines)); return Path(path)
+    path = Path(path); tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f: f.write("".join(lines)); f.flush(); os.fsync(f.fileno())
+    os.replace(tmp, path); return path
 
 # %% ../nbs/01_tokenizer.ipynb #a0d00cb6
 def special_token_names(n:int=256) -> list[str]:
@@ -240,7 +242,8 @@ class Tokenizer:
         ranks = load_ranks(model) if is_path else dict(model)
         if not all(isinstance(b, bytes) and b for b in ranks): raise TypeError("ranks must map non-empty bytes to ranks")
         if sorted(ranks.values()) != list(range(len(ranks))): raise ValueError("ranks must be 0, 1, ..., n-1")
-        if missing := [b for b in range(256) if bytes([b]) not in ranks]: raise ValueError(f"no token for byte {missing[0]}")
+        if missing := [b for b in range(256) if bytes([b]) not in ranks]:
+            raise ValueError(f"{model if is_path else 'ranks'}: no token for byte {missing[0]} (a byte-level BPE needs all 256)")
         n = len(ranks)
         self.mergeable_ranks = ranks
         self.special_tokens = {t: n + i for i, t in enumerate(special_token_names(self.num_reserved_special_tokens))}
