@@ -4,22 +4,22 @@
 
 # %% ../nbs/03a_checkpoints.ipynb #5cac665f
 from __future__ import annotations
-import json, math, os, re, sys
+import json, os, re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 import torch
 from torch import Tensor
-from .config import ModelArgs, check_fields
+from .config import ModelArgs, check_fields, check_output_dir, BAD_INPUT, bad_input, one_line, check_number
 from .model import Transformer
 from .tokenizer import Tokenizer
 
 # %% auto #0
-__all__ = ['HF_NAMES', 'META_FILES', 'HF_FILES', 'BAD_INPUT', 'permute_qk', 'unpermute_qk', 'meta_to_hf_key', 'hf_to_meta_key',
-           'args_to_hf_config', 'HFConfigTypes', 'hf_config_to_args', 'check_state_dict', 'check_output_dir',
-           'write_tmp', 'commit_files', 'one_line', 'bad_input', 'check_device', 'check_number', 'read_weights',
-           'load_meta_checkpoint', 'save_meta_checkpoint', 'hf_state_dict', 'from_hf_state_dict', 'save_hf_checkpoint',
-           'read_hf_config', 'load_hf_checkpoint', 'load_checkpoint', 'load_with_tokenizer']
+__all__ = ['HF_NAMES', 'META_FILES', 'HF_FILES', 'permute_qk', 'unpermute_qk', 'meta_to_hf_key', 'hf_to_meta_key',
+           'args_to_hf_config', 'HFConfigTypes', 'hf_config_to_args', 'check_state_dict', 'write_tmp', 'commit_files',
+           'check_device', 'read_weights', 'load_meta_checkpoint', 'save_meta_checkpoint', 'hf_state_dict',
+           'from_hf_state_dict', 'save_hf_checkpoint', 'read_hf_config', 'load_hf_checkpoint', 'load_checkpoint',
+           'load_with_tokenizer']
 
 # %% ../nbs/03a_checkpoints.ipynb #1c628f8c
 def permute_qk(w: Tensor, n_heads: int) -> Tensor:
@@ -141,16 +141,6 @@ def _build(args: ModelArgs, sd: dict[str, Tensor], source: str) -> Transformer:
     return model
 
 # %% ../nbs/03a_checkpoints.ipynb #0115324e
-def check_output_dir(out: str | Path, *inputs: str | Path | None, what: str = "output") -> Path:
-    "`out` as a `Path`; a one-line `ValueError` if it is, holds or lies inside one of `inputs` (a write there could destroy it)."
-    o = Path(out).resolve()
-    for i in filter(None, inputs):
-        p = Path(i).resolve()
-        if o == p or p.is_relative_to(o) or o.is_relative_to(p):
-            how = "is" if o == p else "holds" if p.is_relative_to(o) else "is inside"
-            raise ValueError(f"{what} {out} {how} the input {i}; choose an output apart from the input")
-    return Path(out)
-
 def write_tmp(path: Path, data: bytes | Callable) -> Path:
     "Write `data` (bytes, or a function of the open file) to `path` + '.tmp' and fsync it; `commit_files` renames it."
     tmp = path.with_name(path.name + ".tmp")
@@ -171,17 +161,6 @@ META_FILES = ("params.json", "consolidated.*.pth")
 HF_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "model-*-of-*.safetensors")
 
 # %% ../nbs/03a_checkpoints.ipynb #31ee99a4
-BAD_INPUT = (ValueError, TypeError, OSError)       # what a user's file, option or folder can cause; anything else is a bug
-
-def one_line(e: BaseException) -> str:
-    "An exception's message on one line (a multi-line message's lines joined by '; ')."
-    return "; ".join(l.strip() for l in str(e).splitlines() if l.strip()) or type(e).__name__
-
-def bad_input(cmd: str, e: BaseException) -> int:
-    "Print `llama3_nb CMD: message` as one line on stderr and return 2 (re-raise instead under `llama3_nb --debug`)."
-    if os.environ.get("LLAMA3_NB_DEBUG"): raise e
-    print(f"llama3_nb {cmd}: {one_line(e)}", file=sys.stderr); return 2
-
 def check_device(device: str, what: str = "--device") -> str:
     "`device` if torch can use it here, else a `ValueError` naming the option."
     try: dev = torch.device(device)
@@ -189,12 +168,6 @@ def check_device(device: str, what: str = "--device") -> str:
     if dev.type == "cuda" and not torch.cuda.is_available(): raise ValueError(f"{what} {device!r}: no CUDA device on this machine")
     if dev.type == "mps" and not torch.backends.mps.is_available(): raise ValueError(f"{what} {device!r}: no MPS device on this machine")
     return device
-
-def check_number(value: float, what: str, lo: float = 0.0, hi: float = math.inf, lo_open: bool = True) -> float:
-    "`value` if it is a finite number in (lo, hi] (or [lo, hi] with `lo_open=False`), else a `ValueError` naming `what`."
-    ok = math.isfinite(value) and (value > lo if lo_open else value >= lo) and value <= hi
-    if not ok: raise ValueError(f"{what} must be a finite number in {'(' if lo_open else '['}{lo:g}, {hi:g}], got {value}")
-    return value
 
 # %% ../nbs/03a_checkpoints.ipynb #923f2e98
 def _shard_dim(key: str) -> int | None:

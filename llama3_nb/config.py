@@ -4,13 +4,13 @@
 
 # %% ../nbs/00_config.ipynb #663db0c1
 from __future__ import annotations
-import json
+import json, math, os, sys
 from dataclasses import dataclass, fields, asdict
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['PARAMS_REQUIRED', 'META_PARAMS_KEYS', 'ModelArgs', 'FieldTypeError', 'check_fields', 'count_params',
-           'flops_per_token']
+__all__ = ['PARAMS_REQUIRED', 'META_PARAMS_KEYS', 'BAD_INPUT', 'ModelArgs', 'FieldTypeError', 'check_fields', 'check_output_dir',
+           'one_line', 'bad_input', 'check_number', 'count_params', 'flops_per_token']
 
 # %% ../nbs/00_config.ipynb #1fb1ae2c
 @dataclass
@@ -104,6 +104,34 @@ def _to_params_dict(self) -> dict:
     return {k: v for k, v in d.items() if k in META_PARAMS_KEYS or v != getattr(default, k)}
 
 ModelArgs.to_params_dict = _to_params_dict
+
+# %% ../nbs/00_config.ipynb #004cf48d
+def check_output_dir(out: str | Path, *inputs: str | Path | None, what: str = "output") -> Path:
+    "`out` as a `Path`; a one-line `ValueError` if it is, holds or lies inside one of `inputs` (a write there could destroy it)."
+    o = Path(out).resolve()
+    for i in filter(None, inputs):
+        p = Path(i).resolve()
+        if o == p or p.is_relative_to(o) or o.is_relative_to(p):
+            how = "is" if o == p else "holds" if p.is_relative_to(o) else "is inside"
+            raise ValueError(f"{what} {out} {how} the input {i}; choose an output apart from the input")
+    return Path(out)
+
+BAD_INPUT = (ValueError, TypeError, OSError)       # what a user's file, option or folder can cause; anything else is a bug
+
+def one_line(e: BaseException) -> str:
+    "An exception's message on one line (a multi-line message's lines joined by '; ')."
+    return "; ".join(l.strip() for l in str(e).splitlines() if l.strip()) or type(e).__name__
+
+def bad_input(cmd: str, e: BaseException) -> int:
+    "Print `llama3_nb CMD: message` as one line on stderr and return 2 (re-raise instead under `llama3_nb --debug`)."
+    if os.environ.get("LLAMA3_NB_DEBUG"): raise e
+    print(f"llama3_nb {cmd}: {one_line(e)}", file=sys.stderr); return 2
+
+def check_number(value: float, what: str, lo: float = 0.0, hi: float = math.inf, lo_open: bool = True) -> float:
+    "`value` if it is a finite number in (lo, hi] (or [lo, hi] with `lo_open=False`), else a `ValueError` naming `what`."
+    ok = math.isfinite(value) and (value > lo if lo_open else value >= lo) and value <= hi
+    if not ok: raise ValueError(f"{what} must be a finite number in {'(' if lo_open else '['}{lo:g}, {hi:g}], got {value}")
+    return value
 
 # %% ../nbs/00_config.ipynb #fa39c5fc
 def _preset(**kw):

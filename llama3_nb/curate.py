@@ -12,6 +12,7 @@ from tqdm import tqdm
 from .data_curation import (CurationConfig, Doc, MinHashDedup, Stats, extract_step, heuristic_filter,
     line_dedup, minhash_step, n_tokens, newest_fetches, pii_step, url_dedup_step)
 from .quality import Classifiers, TARGET_MIX, mix_rates, quality_step, train_classifiers
+from .config import BAD_INPUT, bad_input, check_number, check_output_dir
 
 # %% auto #0
 __all__ = ['parse_line', 'iter_lines', 'read_docs', 'batched', 'curate_stateful', 'curate_stream', 'curate_main',
@@ -101,15 +102,29 @@ def _mix_pass(kept: Path, out: Path, tokens: dict[str, int], target: dict[str, f
     return dict(target=target, rates={k: round(v, 4) for k, v in rates.items()},
                 reached={k: round(v / s, 4) for k, v in sorted(got.items())}, tokens=s)
 
+# %% ../nbs/02d_curate.ipynb #fdba9ed4
+def _check_args(a) -> tuple[CurationConfig, dict[str, float]]:
+    "The config and target mix of parsed `curate` options; every bad value is a `ValueError` naming its option, before any work."
+    if not Path(a.input).is_file(): raise FileNotFoundError(f"no such file: {a.input}")
+    check_output_dir(a.out_dir, a.input, what="OUT_DIR")
+    for opt, v in (("--bucket-size", a.bucket_size), ("--max-line-count", a.max_line_count), ("--max-html-bytes", a.max_html_bytes)):
+        if v < 1: raise ValueError(f"{opt} must be >= 1, got {v}")
+    check_number(a.dup_threshold, "--dup-threshold", hi=1.0); check_number(a.quality_threshold, "--quality-threshold", lo_open=False, hi=1.0)
+    try: target = {k.strip(): float(v) for k, v in (kv.split("=") for kv in a.mix.split(","))}
+    except ValueError: raise ValueError(f"--mix wants DOMAIN=SHARE,... with numbers, got {a.mix!r}") from None
+    for k, v in target.items(): check_number(v, f"--mix share of {k!r}", lo_open=False)
+    if not sum(target.values()) > 0: raise ValueError(f"--mix shares must not all be 0, got {a.mix!r}")
+    return CurationConfig(bucket_size=a.bucket_size, max_line_count=a.max_line_count, dup_threshold=a.dup_threshold,
+                          max_html_bytes=a.max_html_bytes), target
+
 # %% ../nbs/02d_curate.ipynb #1fbebac0
 def curate_main(argv: list[str] | None = None) -> int:
     "Entry point of `llama3_nb curate IN.jsonl OUT_DIR`; returns the exit status."
     a = _parser().parse_args(argv); t0 = time.time()
-    cfg = CurationConfig(bucket_size=a.bucket_size, max_line_count=a.max_line_count, dup_threshold=a.dup_threshold, max_html_bytes=a.max_html_bytes)
+    try: cfg, target = _check_args(a)
+    except BAD_INPUT as e: return bad_input("curate", e)
     inp, out = Path(a.input), Path(a.out_dir)
-    if not inp.is_file(): print(f"curate: no such file: {inp}", file=sys.stderr); return 2
     out.mkdir(parents=True, exist_ok=True)
-    target = {k: float(v) for k, v in (kv.split("=") for kv in a.mix.split(","))}
     silent = Stats(); triples = [(d.url, d.fetched_at, d.id) for d in read_docs(inp, cfg, silent)]
     newest, n_lines = newest_fetches(triples), silent.funnel.get("input", {}).get("docs_in", 0); del triples
     clf = None if a.no_quality else train_classifiers()

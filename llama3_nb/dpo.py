@@ -13,10 +13,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 from .tokenizer import ChatFormat, Tokenizer
-from .pretraining import lr_at, make_optimizer, NonFiniteLoss
+from .pretraining import lr_at, make_optimizer, NonFiniteLoss, check_finite
 from .reward import sample_replies
 from .sft import grade, prompt_key, split_of, task_examples, check_messages, evaluate_tasks, read_jsonl, add_common_args
-from .checkpoints import load_with_tokenizer, save_meta_checkpoint, save_hf_checkpoint
+from .checkpoints import load_with_tokenizer, save_meta_checkpoint, save_hf_checkpoint, check_output_dir, check_device, BAD_INPUT, bad_input
 
 # %% auto #0
 __all__ = ['make_pairs', 'check_pair', 'read_pairs_jsonl', 'encode_response', 'collate_pairs', 'sequence_logps', 'chosen_nll',
@@ -53,10 +53,15 @@ def check_pair(rec, where: str = "pair"):
             raise ValueError(f"{where}: {k!r} must be a list of one assistant message")
         check_messages(rec["prompt"] + r, f"{where} ({k})")
     if rec["prompt"][-1]["role"] == "assistant": raise ValueError(f"{where}: the prompt must not end with an assistant message")
+    if rec["chosen"] == rec["rejected"]: raise ValueError(f"{where}: 'chosen' and 'rejected' are the same reply: the pair teaches nothing")
 
 def read_pairs_jsonl(path: str | Path) -> list[dict]:
     "Read preference pairs from JSONL (`{\"prompt\", \"chosen\", \"rejected\"}` per line), checking every line."
-    def parse(rec, where): check_pair(rec, where); return rec
+    def parse(rec, where):                  # a string prompt or reply (the form `reward --data` takes) becomes one message
+        if isinstance(rec, dict):
+            rec = {**rec, **({"prompt": [{"role": "user", "content": rec["prompt"]}]} if isinstance(rec.get("prompt"), str) else {}),
+                   **{k: [{"role": "assistant", "content": rec[k]}] for k in ("chosen", "rejected") if isinstance(rec.get(k), str)}}
+        check_pair(rec, where); return rec
     return read_jsonl(path, parse, "pairs")
 
 # %% ../nbs/11_dpo.ipynb #3d821178
@@ -168,7 +173,8 @@ def dpo_train(policy, tok: Tokenizer, pairs: Sequence[dict], cfg: DPOTrainConfig
         loss, st = dpo_step(policy, ref_lp[idx], cf, [pairs[i] for i in idx], cfg)
         if not torch.isfinite(loss): bar.close(); raise NonFiniteLoss(f"the DPO loss is {loss.item()} at step {step}; the weights were not updated")
         opt.zero_grad(set_to_none=True); loss.backward()
-        gn = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip or float("inf")); opt.step()
+        gn = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip or float("inf"))
+        check_finite(loss.item(), gn, step=step, what="DPO loss"); opt.step(); check_finite(loss.item(), params=policy.parameters(), step=step)
         rows.append(dict(step=step, loss=loss.item(), lr=lr, grad_norm=gn.item(), **{k: v.item() for k, v in st.items()}))
         bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", acc=f"{rows[-1]['reward_acc']:.2f}")
         if log: log(rows[-1])
@@ -209,20 +215,22 @@ def _dpo_inputs(a) -> tuple:
 def dpo_main(argv: list[str] | None = None) -> int:
     "Entry point of `llama3_nb dpo SFT_CHECKPOINT_DIR OUT_DIR`; returns the exit status."
     a = _dpo_parser().parse_args(argv)
-    try: ckpt, tok, model, pairs, held, cfg = _dpo_inputs(a)
-    except (ValueError, TypeError, OSError) as e: print(f"llama3_nb dpo: error: {e}", file=sys.stderr); return 2
+    try:
+        check_output_dir(a.out, a.checkpoint, a.data, a.tokenizer, what="OUT_DIR"); check_device(a.device)
+        ckpt, tok, model, pairs, held, cfg = _dpo_inputs(a)
+    except BAD_INPUT as e: return bad_input("dpo", e)
     if cfg.threads: torch.set_num_threads(cfg.threads)
     out, t0, dtype, stats = Path(a.out), time.time(), next(model.parameters()).dtype, None
     model.float().to(cfg.device)
     if pairs is None:                                                   # on policy: K samples per training prompt, graded
         exs = task_examples(a.n_train, "train", a.seed)
         pairs, stats = make_pairs(exs, sample_replies(model, tok, [e["messages"][:-1] for e in exs], a.k, seed=a.seed))
-        if not pairs: print("llama3_nb dpo: error: no preference pairs (every sample was correct)", file=sys.stderr); return 2
+        if not pairs: print("llama3_nb dpo: no preference pairs (every sample was correct)", file=sys.stderr); return 2
     ref_lp, before = pair_logps(model, tok, pairs, cfg.mask_eot), evaluate_tasks(model, tok, held)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "metrics.jsonl", "w") as f:
         try: rows = dpo_train(model, tok, pairs, cfg, ref_lp, log=lambda r: f.write(json.dumps(r) + "\n"))
-        except NonFiniteLoss as e: print(f"llama3_nb dpo: {e}", file=sys.stderr); return 3
+        except NonFiniteLoss as e: print(f"llama3_nb dpo: {e}; no weights were saved ({ckpt} is unchanged)", file=sys.stderr); return 3
     after = evaluate_tasks(model, tok, held); model.to("cpu", dtype)
     fmt = "meta" if (ckpt / "params.json").exists() else "hf"
     (save_meta_checkpoint if fmt == "meta" else save_hf_checkpoint)(model, out); tok.save(out / "tokenizer.model")

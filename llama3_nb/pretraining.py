@@ -16,12 +16,13 @@ from tqdm import tqdm
 from .config import ModelArgs, check_fields
 from .model import Transformer, init_weights
 from .pretraining_data import *
+from .checkpoints import BAD_INPUT, bad_input, check_device, check_number, check_output_dir
 
 # %% auto #0
 __all__ = ['TrainConfig', 'config_from_dict', 'load_config', 'lr_at', 'cfg_lr', 'stage_index', 'stage_at', 'NonFiniteLoss',
-           'make_optimizer', 'train_step', 'rng_states', 'set_rng_states', 'save_checkpoint', 'load_checkpoint',
-           'build_model', 'evaluate', 'next_stage', 'train', 'plot_metrics', 'average_checkpoints',
-           'anneal_checkpoints', 'train_main']
+           'weights_finite', 'check_finite', 'make_optimizer', 'train_step', 'rng_states', 'set_rng_states',
+           'save_checkpoint', 'load_checkpoint', 'build_model', 'evaluate', 'next_stage', 'train', 'plot_metrics',
+           'average_checkpoints', 'anneal_checkpoints', 'train_main']
 
 # %% ../nbs/06b_pretraining.ipynb #b5643a3f
 @dataclass
@@ -67,8 +68,11 @@ class TrainConfig:
             raise ValueError(f"need 0 <= warmup_steps <= max_steps - anneal_steps, got {self.warmup_steps}")
         if not 0 <= self.anneal_steps <= self.max_steps: raise ValueError(f"anneal_steps={self.anneal_steps} out of range")
         if self.autocast not in ("none", "bf16"): raise ValueError(f"autocast must be 'none' or 'bf16', got {self.autocast!r}")
+        check_number(self.lr, "lr"); check_number(self.min_lr, "min_lr", lo_open=False); check_number(self.grad_clip, "grad_clip", lo_open=False)
+        if self.data_chars < 1: raise ValueError(f"data_chars must be >= 1, got {self.data_chars}")
         _check_stages(self.stages, self.grad_accum)
         args = self.model_args()
+        if long := [r for r in self.stages if r[2] > args.max_seq_len]: raise ValueError(f"stages row {long[0]}: seq_len > the model's max_seq_len={args.max_seq_len}")
         need = {"bytes": 258, "bpe": 512}.get(self.tokenizer)
         if need is None: raise ValueError(f"tokenizer must be 'bytes' or 'bpe', got {self.tokenizer!r}")
         if args.vocab_size < need: raise ValueError(f"model vocab_size={args.vocab_size} is too small for the {self.tokenizer} tokenizer (>= {need})")
@@ -88,6 +92,7 @@ def _check_stages(stages: list, grad_accum: int = 1):
     if stages[0][0] != 0 or any(a[0] >= b[0] for a, b in zip(stages, stages[1:])):
         raise ValueError(f"stages must start at 0 tokens and increase, got {[r[0] for r in stages]}")
     for t0, bt, T in stages:
+        if bt < 1: raise ValueError(f"stages row {[t0, bt, T]}: batch_tokens must be positive")
         if T < 2 or bt % (T * grad_accum): raise ValueError(f"stages row {[t0, bt, T]}: batch_tokens must be a multiple of seq_len*grad_accum")
 
 def config_from_dict(d: dict) -> TrainConfig:
@@ -138,7 +143,18 @@ def stage_at(tokens_seen: int, stages: list) -> tuple[int, int]:
 
 # %% ../nbs/06b_pretraining.ipynb #ef666aac
 class NonFiniteLoss(FloatingPointError):
-    "Raised when the training loss becomes NaN or inf."
+    "Raised when the training loss, the gradient norm or the weights become NaN or inf."
+
+def weights_finite(params: Iterable[Tensor]) -> bool:
+    "Whether every floating tensor in `params` is finite (one `amax` per tensor, one sync)."
+    ps = [p.detach() for p in params if p.is_floating_point()]
+    return not ps or bool(torch.isfinite(torch.stack([p.abs().amax().float() for p in ps])).all())
+
+def check_finite(loss, grad_norm=None, params: Iterable[Tensor] | None = None, step: int = 0, what: str = "loss"):
+    "Raise `NonFiniteLoss` naming `step` if the loss, the gradient norm or (after an update) any weight is NaN or inf."
+    for name, v in ((what, loss), ("gradient norm", grad_norm)):
+        if v is not None and not math.isfinite(float(v)): raise NonFiniteLoss(f"the {name} is {float(v)} at step {step}")
+    if params is not None and not weights_finite(params): raise NonFiniteLoss(f"the weights are not finite after the update of step {step}")
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     "AdamW with weight decay on matrices (dim >= 2) and none on norm gains."
@@ -160,9 +176,9 @@ def train_step(model, opt, stream: TokenStream, cfg: TrainConfig, step: int, bat
             logits = model(x, mask=mask)                                                      # (B, T, V)
         loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten()) / cfg.grad_accum
         loss.backward(); loss_sum += loss.item()
-    if not math.isfinite(loss_sum): raise NonFiniteLoss(f"the loss is {loss_sum} at step {step}")
     gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
-    opt.step()
+    check_finite(loss_sum, gnorm, step=step)                 # before the update: the weights are still good
+    opt.step(); check_finite(loss_sum, params=model.parameters(), step=step)
     return dict(loss=loss_sum, lr=lr, grad_norm=gnorm.item())
 
 # %% ../nbs/06b_pretraining.ipynb #db6731d6
@@ -189,8 +205,11 @@ def save_checkpoint(path: str | Path, **obj) -> Path:
     return path
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> dict:
-    "Load a checkpoint written by `save_checkpoint` with `weights_only=True`."
-    return torch.load(path, map_location=device, weights_only=True)
+    "Load a checkpoint written by `save_checkpoint` with `weights_only=True`; a damaged file is a `ValueError` naming it."
+    if not Path(path).is_file(): raise FileNotFoundError(f"no checkpoint at {path}")
+    try: return torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:                  # truncated zip, foreign pickle, ...: many types
+        raise ValueError(f"{path} is not a readable checkpoint ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]})") from None
 
 # %% ../nbs/06b_pretraining.ipynb #3da8e70b
 def build_model(cfg: TrainConfig, vocab_needed: int) -> Transformer:
@@ -229,7 +248,9 @@ def _resume(cfg, model, opt, srcs, ckpt, metrics) -> dict:
     "Restore a run from `ckpt` if it exists; drop metric rows past its step."
     if not ckpt.is_file(): metrics.write_text(""); return dict(step=0, tokens=0, stage=0, ref_short=None)
     c = load_checkpoint(ckpt, cfg.device)
-    model.load_state_dict(c["model"]); opt.load_state_dict(c["optimizer"]); set_rng_states(c["rng"])
+    try: model.load_state_dict(c["model"]); opt.load_state_dict(c["optimizer"]); set_rng_states(c["rng"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as e:
+        raise ValueError(f"{ckpt} does not fit this run's model ({(str(e).splitlines() or [''])[0][:160]}); use --fresh or another out_dir") from None
     for k, pos in c["data_pos"].items():
         if k in srcs: srcs[k].pos = pos
     rows = [l for l in metrics.read_text().splitlines() if l and json.loads(l)["step"] < c["state"]["step"]] if metrics.is_file() else []
@@ -258,7 +279,8 @@ def train(cfg: TrainConfig, model: Transformer | None = None, resume: bool = Tru
     need = max(int(s.ids.max()) + 1 for s in srcs.values()) if sources else tok.n_words
     model = model.to(cfg.device) if model is not None else build_model(cfg, need)
     opt = make_optimizer(model, cfg)
-    if not resume and ckpt.exists(): ckpt.unlink()
+    if not resume:                                           # a fresh run keeps nothing of the last one
+        for f in [ckpt, *anneal_checkpoints(out)]: f.unlink(missing_ok=True)
     state, rows = _resume(cfg, model, opt, srcs, ckpt, metrics), []
     short = lambda: evaluate(model, srcs["heldout"], cfg.stages[0][2], cfg.eval_batches, autocast=cfg.autocast)
     bar = tqdm(total=cfg.max_steps, initial=state["step"], disable=not cfg.progress, desc="pretrain", dynamic_ncols=True)
@@ -269,8 +291,7 @@ def train(cfg: TrainConfig, model: Transformer | None = None, resume: bool = Tru
         src = "anneal" if cfg.anneal_steps and step >= cfg.max_steps - cfg.anneal_steps else "train"
         try: r = train_step(model, opt, srcs[src], cfg, step, bt, T)
         except NonFiniteLoss as e:
-            bar.close(); raise NonFiniteLoss(f"{e}: stopped before updating the weights; the last good checkpoint is "
-                                             f"{ckpt if ckpt.exists() else 'none (none was written yet)'}") from None
+            bar.close(); raise NonFiniteLoss(f"{e}: stopped without saving these weights; the last good checkpoint is {_last_good(ckpt)}") from None
         state.update(step=step + 1, tokens=state["tokens"] + bt)
         row = dict(step=step, tokens=state["tokens"], stage=state["stage"], seq_len=T, batch=bt // T, source=src, **r,
                    tok_s=bt / (time.perf_counter() - t0))
@@ -284,7 +305,15 @@ def train(cfg: TrainConfig, model: Transformer | None = None, resume: bool = Tru
     if metrics.stat().st_size: plot_metrics(metrics, out / "loss.png")
     return rows
 
+def _last_good(ckpt: Path) -> str:
+    "`ckpt` if it exists and its weights are finite, else why there is none."
+    if not ckpt.exists(): return "none (none was written yet)"
+    try: ok = weights_finite(load_checkpoint(ckpt)["model"].values())
+    except (ValueError, KeyError): ok = False
+    return str(ckpt) if ok else f"none ({ckpt} holds non-finite or unreadable weights)"
+
 def _checkpoint(cfg, model, opt, srcs, state, ckpt, src):
+    if not weights_finite(model.parameters()): raise NonFiniteLoss(f"the weights are not finite at step {state['step']}")
     save_checkpoint(ckpt, model=model.state_dict(), optimizer=opt.state_dict(), state=state, rng=rng_states(),
                     data_pos={k: s.pos for k, s in srcs.items()}, config=json.dumps(asdict(cfg)))
     if src == "anneal": save_checkpoint(ckpt.parent / f"anneal_{state['step']:07d}.pt", model=model.state_dict(), state=state)
@@ -343,10 +372,12 @@ def train_main(argv: list[str] | None = None) -> int:
             d[k] = _value(v)
         d.update({k: v for k, v in dict(out_dir=a.out_dir, device=a.device, max_steps=a.max_steps).items() if v is not None})
         if a.no_progress: d["progress"] = False
-        cfg = config_from_dict(d)
-    except (ValueError, TypeError, FileNotFoundError) as e:
-        print(f"llama3_nb train: error: {e}", file=sys.stderr); return 2
+        cfg = config_from_dict(d); check_device(cfg.device, "device")
+        files = [p.partition("*")[0].partition("#")[0] for s in (cfg.data, cfg.eval_data, cfg.anneal_data) for p in s.split(",")]
+        check_output_dir(cfg.out_dir, *(f for f in files if f not in ("", "stdlib", "math")), what="out_dir")
+    except BAD_INPUT as e: return bad_input("train", e)
     try: rows = train(cfg, resume=not a.fresh, stop_at=a.stop_at)
     except NonFiniteLoss as e: print(f"llama3_nb train: {e}", file=sys.stderr); return 3
+    except BAD_INPUT as e: return bad_input("train", e)      # a damaged or misfitting checkpoint, a bad data line
     if rows: print(f"step {rows[-1]['step'] + 1}/{cfg.max_steps}: loss {rows[-1]['loss']:.4f}; curves in {Path(cfg.out_dir) / 'loss.png'}")
     return 0

@@ -132,8 +132,11 @@ def source_texts(spec: str, split: str, n_chars: int) -> Iterator[str]:
     if not path.endswith((".jsonl", ".jsonl.gz")) or not Path(path).is_file(): raise ValueError(f"unknown data source {spec!r}")
     import gzip
     with (gzip.open if path.endswith(".gz") else open)(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            r = json.loads(line)
+        for i, line in enumerate(f, 1):
+            if not line.strip(): continue
+            try: r = json.loads(line)
+            except json.JSONDecodeError as e: raise ValueError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+            if not isinstance(r, dict) or not isinstance(r.get("text"), str): raise ValueError(f"{path}:{i}: expected an object with a string 'text'")
             if (not domain or r.get("domain") == domain) and _heldout(f"{r.get('url')}/{r.get('line')}") == (split == "heldout"):
                 yield r["text"]
 
@@ -141,5 +144,6 @@ def open_source(spec: str, split: str, tok, n_chars: int = 2_000_000, seed: int 
     "A `TokenStream` of BOS+text+EOS documents from a source spec, in an order shuffled by `seed`; a `.bin` file's ids as they are."
     if spec.endswith(".bin"): return TokenStream.from_bin(spec, tok.bos_id)
     texts = list(source_texts(spec, split, n_chars))
+    if not texts: raise ValueError(f"data source {spec!r} has no {split} documents (data_chars={n_chars})")
     if seed is not None: random.Random(seed).shuffle(texts)       # mix prose, code and math within every batch
     return TokenStream.from_docs((tok.encode(t, bos=True, eos=True) for t in texts), tok.bos_id)

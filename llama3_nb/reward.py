@@ -16,10 +16,10 @@ from tqdm import tqdm
 from .config import ModelArgs
 from .model import Transformer
 from .tokenizer import ChatFormat, Tokenizer
-from .pretraining import lr_at, make_optimizer, NonFiniteLoss
+from .pretraining import lr_at, make_optimizer, NonFiniteLoss, check_finite
 from .generation import stops_of
 from .paged import paged_generate
-from .checkpoints import load_checkpoint, load_with_tokenizer, save_meta_checkpoint, save_hf_checkpoint
+from .checkpoints import load_checkpoint, load_with_tokenizer, save_meta_checkpoint, save_hf_checkpoint, check_output_dir, check_device, BAD_INPUT, bad_input
 from .sft import grade, prompt_key, split_of, task_examples, check_messages, read_jsonl, add_common_args
 
 # %% auto #0
@@ -82,6 +82,7 @@ def normalize_preference(ex, where: str = "record") -> dict:
         if len(c) < 2 or c[:-1] != r[:-1]: raise ValueError(f"{where}: 'chosen' and 'rejected' must share a prompt (every message but the last)")
         out = {"prompt": c[:-1], "chosen": c[-1]["content"], "rejected": r[-1]["content"]}
     if out["prompt"][-1]["role"] == "assistant": raise ValueError(f"{where}: the prompt must not end with an assistant message")
+    if out["chosen"] == out["rejected"]: raise ValueError(f"{where}: 'chosen' and 'rejected' are the same reply: the pair teaches nothing")
     return out | {k: ex[k] for k in ("task", "answer") if k in ex}
 
 def read_preference_jsonl(path: str | Path) -> list[dict]:
@@ -249,7 +250,8 @@ def train_reward_model(model: RewardModel, tok: Tokenizer, records: Sequence[dic
         loss = ranking_loss(r, present)
         if not torch.isfinite(loss): bar.close(); raise NonFiniteLoss(f"the reward-model loss is {loss.item()} at step {step}; the weights were not updated")
         opt.zero_grad(set_to_none=True); loss.backward()
-        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf")); opt.step()
+        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
+        check_finite(loss.item(), gn, step=step, what="reward-model loss"); opt.step(); check_finite(loss.item(), params=model.parameters(), step=step)
         row = dict(step=step, loss=loss.item(), lr=lr, grad_norm=gn.item(), chosen_gt_rejected=(r[:, 1] > r[:, 2]).float().mean().item())
         if heldout and (step + 1 == cfg.steps or cfg.eval_every and (step + 1) % cfg.eval_every == 0):
             model.eval(); row["heldout_accuracy"] = {k: v.get("all") for k, v in pairwise_accuracy(model, tok, heldout).items()}; model.train()
@@ -321,8 +323,10 @@ def _reward_inputs(a) -> tuple:
 def reward_main(argv: list[str] | None = None) -> int:
     "Entry point of `llama3_nb reward SFT_CHECKPOINT_DIR OUT_DIR`; returns the exit status."
     a = _reward_parser().parse_args(argv)
-    try: ckpt, tok, lm, train, held, cfg = _reward_inputs(a)
-    except (ValueError, TypeError, OSError) as e: print(f"llama3_nb reward: error: {e}", file=sys.stderr); return 2
+    try:
+        check_output_dir(a.out, a.checkpoint, a.data, a.tokenizer, what="OUT_DIR"); check_device(a.device)
+        ckpt, tok, lm, train, held, cfg = _reward_inputs(a)
+    except BAD_INPUT as e: return bad_input("reward", e)
     out, t0, dtype = Path(a.out), time.time(), next(lm.parameters()).dtype
     out.mkdir(parents=True, exist_ok=True)
     rm = reward_model_from(lm.float(), a.seed).to(cfg.device); del lm
@@ -330,7 +334,7 @@ def reward_main(argv: list[str] | None = None) -> int:
     before = measure()
     with open(out / "metrics.jsonl", "w") as f:
         try: train_reward_model(rm, tok, train, cfg, held, log=lambda r: f.write(json.dumps(r) + "\n"))
-        except NonFiniteLoss as e: print(f"llama3_nb reward: {e}", file=sys.stderr); return 3
+        except NonFiniteLoss as e: print(f"llama3_nb reward: {e}; no weights were saved ({ckpt} is unchanged)", file=sys.stderr); return 3
     after = measure(); rm.to("cpu", dtype)
     fmt = "meta" if (ckpt / "params.json").exists() else "hf"
     save_reward_model(rm, out, fmt); tok.save(out / "tokenizer.model")

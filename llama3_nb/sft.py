@@ -14,9 +14,9 @@ from torch import Tensor
 from tqdm import tqdm
 from .tokenizer import ChatFormat, ROLES
 from .pretraining_data import doc_mask
-from .pretraining import lr_at, make_optimizer, NonFiniteLoss
+from .pretraining import lr_at, make_optimizer, NonFiniteLoss, check_finite
 from .generation import generate, stops_of
-from .checkpoints import load_with_tokenizer, save_meta_checkpoint, save_hf_checkpoint
+from .checkpoints import load_with_tokenizer, save_meta_checkpoint, save_hf_checkpoint, check_output_dir, check_device, BAD_INPUT, bad_input
 
 # %% auto #0
 __all__ = ['WORDS', 'SYSTEM_PROMPTS', 'TASKS', 'CHECKERS', 'FORMATS', 'IGNORE', 'grade', 'well_formed', 'prompt_key', 'split_of',
@@ -219,7 +219,8 @@ def sft_train(model, tok, train_examples: Sequence[dict], cfg: SFTConfig, heldou
         loss = sft_loss(model(x, mask=doc_mask(x, tok.bos_id)), y)
         if not torch.isfinite(loss): bar.close(); raise NonFiniteLoss(f"the SFT loss is {loss.item()} at step {step}; the weights were not updated")
         opt.zero_grad(set_to_none=True); loss.backward()
-        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf")); opt.step()
+        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
+        check_finite(loss.item(), gn, step=step, what="SFT loss"); opt.step(); check_finite(loss.item(), params=model.parameters(), step=step)
         row = dict(step=step, loss=loss.item(), lr=lr, grad_norm=gn.item(), trained_tokens=int((y[:, 1:] != IGNORE).sum()))
         if held and (step + 1 == cfg.steps or cfg.eval_every and (step + 1) % cfg.eval_every == 0):
             row["heldout_loss"] = sft_eval_loss(model, tok, held, cfg.seq_len)
@@ -281,8 +282,10 @@ def _sft_inputs(a) -> tuple:
 def sft_main(argv: list[str] | None = None) -> int:
     "Entry point of `llama3_nb sft CHECKPOINT_DIR OUT_DIR`; returns the exit status."
     a = _sft_parser().parse_args(argv)
-    try: ckpt, tok, model, train, held, cfg = _sft_inputs(a)
-    except (ValueError, TypeError, OSError) as e: print(f"llama3_nb sft: error: {e}", file=sys.stderr); return 2
+    try:
+        check_output_dir(a.out, a.checkpoint, a.data, a.tokenizer, what="OUT_DIR"); check_device(a.device)
+        ckpt, tok, model, train, held, cfg = _sft_inputs(a)
+    except BAD_INPUT as e: return bad_input("sft", e)
     out, t0, dtype = Path(a.out), time.time(), next(model.parameters()).dtype
     out.mkdir(parents=True, exist_ok=True); model.float().to(cfg.device)
     held_enc = [encode_sft(ChatFormat(tok), e["messages"]) for e in held]
@@ -290,7 +293,7 @@ def sft_main(argv: list[str] | None = None) -> int:
     before = measure()
     with open(out / "metrics.jsonl", "w") as f:
         try: sft_train(model, tok, train, cfg, held, log=lambda r: f.write(json.dumps(r) + "\n"))
-        except NonFiniteLoss as e: print(f"llama3_nb sft: {e}", file=sys.stderr); return 3
+        except NonFiniteLoss as e: print(f"llama3_nb sft: {e}; no weights were saved ({ckpt} is unchanged)", file=sys.stderr); return 3
     after = measure(); model.to("cpu", dtype)
     fmt = "meta" if (ckpt / "params.json").exists() else "hf"
     (save_meta_checkpoint if fmt == "meta" else save_hf_checkpoint)(model, out); tok.save(out / "tokenizer.model")

@@ -120,7 +120,7 @@ def test_reward_main_bad_input(tmp_path, tok, capsys):
     bad = tmp_path / "bad.jsonl"; bad.write_text('{"chosen": 1}\n')
     assert reward_main([str(ck), str(tmp_path / "o"), "--data", str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("llama3_nb reward: error: ") and "bad.jsonl:1" in err[-1]
+    assert err[-1].startswith("llama3_nb reward: ") and "bad.jsonl:1" in err[-1]
 
 def test_sampled_replies_stop_at_the_first_special_token(tok):
     "An untrained model samples reserved special tokens; a reply ends there, so no special-token name enters the text."
