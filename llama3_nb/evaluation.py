@@ -14,7 +14,7 @@ from .tokenizer import ChatFormat, Tokenizer
 from .generation import generate, stops_of
 from .paged import paged_generate
 from .sft import grade, make_example, prompt_key, task_examples, read_jsonl
-from .checkpoints import load_with_tokenizer
+from .checkpoints import load_with_tokenizer, check_device, BAD_INPUT, bad_input
 
 # %% auto #0
 __all__ = ['PHRASES', 'KEYWORDS', 'INSTRUCTIONS', 'CONFLICTS', 'GRADERS', 'BENCHMARKS', 'loose_variants', 'follows',
@@ -261,11 +261,13 @@ def _eval_inputs(a) -> tuple:
 def eval_main(argv: list[str] | None = None) -> int:
     "Entry point of `llama3_nb eval CHECKPOINT_DIR`; returns the exit status."
     a = _eval_parser().parse_args(argv)
-    try: tok, model, benches, ks = _eval_inputs(a)
-    except (ValueError, TypeError, OSError) as e: print(f"llama3_nb eval: error: {e}", file=sys.stderr); return 2
+    try:
+        if a.out and Path(a.out).is_dir(): raise ValueError(f"--out {a.out} is a folder; give the .json file to write")
+        check_device(a.device); tok, model, benches, ks = _eval_inputs(a)       # all checked before any sampling
+    except BAD_INPUT as e: return bad_input("eval", e)
     torch.set_num_threads(a.threads); t0 = time.time()
     try: res = run_eval(model, tok, benches, a.samples, ks, a.temperature, seed=a.seed)
-    except ValueError as e: print(f"llama3_nb eval: error: {e}", file=sys.stderr); return 2     # e.g. a prompt longer than the context
+    except ValueError as e: return bad_input("eval", e)     # e.g. a prompt longer than the context
     print(format_table(res))
     report = dict(checkpoint=str(a.checkpoint), ci="normal approximation, S +/- 1.96*sqrt(S(1-S)/N)", seconds=round(time.time() - t0, 1), results=res)
     if a.out: Path(a.out).parent.mkdir(parents=True, exist_ok=True); Path(a.out).write_text(json.dumps(report, indent=1) + "\n")

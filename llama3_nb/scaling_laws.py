@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
-from .config import ModelArgs, count_params, flops_per_token
+from .config import ModelArgs, count_params, flops_per_token, BAD_INPUT, bad_input
 from .pretraining import (TrainConfig, ByteTokenizer, build_model, train, math_texts, stdlib_texts)
 from .pretraining_study import answer_accuracy
 
@@ -182,7 +182,7 @@ def _shapes(s: str) -> list[list[int]]: return [[int(v) for v in p.split("x")] f
 def sweep_main(argv: list[str] | None = None) -> int:
     "Entry point of `llama3_nb scaling sweep`; returns the exit status."
     p = argparse.ArgumentParser(prog="llama3_nb scaling sweep", description="Run (or resume) an isoFLOP sweep (Llama 3 §3.2.1).")
-    p.add_argument("--results", default="data_samples/scaling/sweep.jsonl", help="JSON-lines results file (appended)")
+    p.add_argument("--results", default="runs/scaling/sweep.jsonl", help="JSON-lines results file, appended (default: runs/scaling/sweep.jsonl)")
     p.add_argument("--budgets", type=_floats, help="comma-separated FLOPs, e.g. 3e11,6e11")
     p.add_argument("--shapes", type=_shapes, help="ladder as DIMxLAYERS,..., e.g. 16x1,32x1,64x2")
     for k in ("sizes", "batch_tokens", "seq_len", "data_chars", "eval_batches", "mc_items", "threads", "seed"):
@@ -190,8 +190,11 @@ def sweep_main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float); p.add_argument("--no-progress", action="store_true")
     p.add_argument("--models", help="folder to keep each point's final weights in (not kept by default)")
     a = p.parse_args(argv)
-    try: cfg = SweepConfig(**{k: v for k, v in vars(a).items() if v is not None and k not in ("results", "no_progress", "models")})
-    except (ValueError, TypeError) as e: print(f"llama3_nb scaling sweep: error: {e}", file=sys.stderr); return 2
+    try:
+        cfg = SweepConfig(**{k: v for k, v in vars(a).items() if v is not None and k not in ("results", "no_progress", "models")})
+        if Path(a.results).is_dir(): raise ValueError(f"--results {a.results} is a folder; give the .jsonl file to append to")
+        if a.models and Path(a.models).is_file(): raise ValueError(f"--models {a.models} is a file; give a folder")
+    except BAD_INPUT as e: return bad_input("scaling sweep", e)     # before any point is trained
     res = Path(a.results); man = res.with_suffix(".manifest.json"); t0 = time.time()
     info = dict(command="llama3_nb scaling sweep " + " ".join(argv if argv is not None else sys.argv[1:]), config=asdict(cfg),
                 python=platform.python_version(), torch=torch.__version__, numpy=np.__version__, machine=platform.machine(),

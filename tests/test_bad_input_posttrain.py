@@ -64,3 +64,7 @@ def test_dpo_takes_the_string_prompt_records_reward_takes(ck, tmp_path, capsys):
     assert recs[0]["prompt"] == [{"role": "user", "content": "say red"}] and recs[0]["chosen"] == [{"role": "assistant", "content": "red"}]
     rc, err = run(capsys, "dpo", ck, tmp_path / "o", "--data", d, *SMALL)
     assert rc == 0, err
+
+def test_eval_checks_out_and_device_before_any_work(ck, tmp_path, capsys):
+    refused(capsys, f"--out {tmp_path} is a folder", "eval", ck, "--out", tmp_path)
+    refused(capsys, "--device 'bogus' is not a torch device", "eval", ck, "--device", "bogus")

@@ -67,3 +67,8 @@ def test_fresh_removes_the_last_runs_anneal_checkpoints(cfg, tmp_path, capsys):
     assert [p.name for p in sorted((tmp_path / "o/ckpt").glob("anneal_*.pt"))] == ["anneal_0000004.pt"]
     assert run(capsys, cfg, "--out-dir", tmp_path / "o", "--max-steps", "2", "--fresh")[0] == 0
     assert sorted(p.name for p in (tmp_path / "o/ckpt").iterdir()) == ["latest.pt"]
+
+def test_scaling_sweep_checks_results_before_training(tmp_path, capsys, monkeypatch):
+    capsys.readouterr(); assert main(["scaling", "sweep", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"llama3_nb scaling sweep: --results {tmp_path} is a folder; give the .jsonl file to append to"]
