@@ -71,7 +71,10 @@ def _cmd_tokenizer(a):
     if a.action == "train":
         if Path(a.out).is_dir(): raise ValueError(f"--out {a.out} is a folder; give the path of the tokenizer.model to write")
         if a.vocab_size < 256: raise ValueError(f"--vocab-size must be >= 256 (one rank per byte), got {a.vocab_size}")
-        texts = [Path(f).read_text(encoding="utf-8", errors="replace") for f in a.files]
+        texts = []
+        for f in a.files:
+            try: texts.append(Path(f).read_text(encoding="utf-8", errors="replace"))
+            except OSError as e: raise ValueError(f"cannot read {f}: {e.strerror}") from None
         if not any(t.strip() for t in texts): raise ValueError(f"no text to train on in {', '.join(a.files)}")
         tok = Tokenizer.train(texts, a.vocab_size); n = len(tok.mergeable_ranks)
         short = f"; the text allows no more than {n:,} of the {a.vocab_size:,} asked" if n < a.vocab_size else ""
