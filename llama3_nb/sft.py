@@ -22,7 +22,7 @@ from .checkpoints import load_with_tokenizer, save_meta_checkpoint, save_hf_chec
 __all__ = ['WORDS', 'SYSTEM_PROMPTS', 'TASKS', 'CHECKERS', 'FORMATS', 'IGNORE', 'grade', 'well_formed', 'prompt_key', 'split_of',
            'make_example', 'task_examples', 'check_messages', 'write_jsonl', 'read_jsonl', 'read_sft_jsonl',
            'encode_sft', 'pack', 'sft_loss', 'SFTConfig', 'sft_batches', 'sft_eval_loss', 'sft_train', 'evaluate_tasks',
-           'add_common_args', 'sft_main']
+           'MiniChatConfig', 'cache_dir', 'mini_chat_models', 'add_common_args', 'sft_main']
 
 # %% ../nbs/07_sft.ipynb #12afe1b8
 WORDS = ("apple", "river", "stone", "cloud", "green", "tiger", "bread", "light", "music", "paper", "chair", "smile",
@@ -30,15 +30,16 @@ WORDS = ("apple", "river", "stone", "cloud", "green", "tiger", "bread", "light",
          "water", "house", "table", "grass", "happy", "sleep", "money", "storm", "piano", "lemon", "queen", "robot")
 SYSTEM_PROMPTS = ("You are a careful assistant. Answer exactly as asked.", "Be brief.")
 
-def _larger(r): a, b = r.sample(range(10, 100), 2); return f"Which number is larger, {a} or {b}? Reply with the number only.", str(max(a, b))
+def _larger(r): a, b = r.sample(range(1, 20), 2); return f"Which number is larger, {a} or {b}? Reply with the number only.", str(max(a, b))
 def _add(r): a, b = r.randint(10, 89), r.randint(1, 9); return f"What is {a} + {b}? Reply with the number only.", str(a + b)
 def _repeat(r): w, n = r.choice(WORDS), r.randint(2, 5); return f'Repeat the word "{w}" {n} times, separated by spaces.', " ".join([w] * n)
 def _reverse(r): ws = r.sample(WORDS, 3); return f"Reverse the order of this list: {', '.join(ws)}", ", ".join(ws[::-1])
 def _format(r): ws = r.sample(WORDS, 3); return f"What is the first word of '{' '.join(ws)}'? Answer in the form ANSWER: <word>", f"ANSWER: {ws[0]}"
 def _parity(r): n = r.randint(10, 999); return f"Is {n} even or odd? Reply with one word.", "even" if n % 2 == 0 else "odd"
+def _count(r): ws = r.sample(WORDS, r.randint(2, 6)); return f"How many words are in '{' '.join(ws)}'? Reply with the number only.", str(len(ws))
 
 TASKS: dict[str, Callable[[random.Random], tuple[str, str]]] = dict(
-    larger=_larger, add=_add, parity=_parity, repeat=_repeat, reverse=_reverse, format=_format)
+    larger=_larger, add=_add, parity=_parity, count=_count, repeat=_repeat, reverse=_reverse, format=_format)
 
 # %% ../nbs/07_sft.ipynb #6b79ff7f
 def _number(s: str) -> int | None: m = re.fullmatch(r"\s*(-?\d+)\.?\s*", s); return int(m[1]) if m else None
@@ -47,11 +48,12 @@ CHECKERS: dict[str, Callable[[str, str], bool]] = dict(
     larger=lambda reply, ans: _number(reply) == int(ans),                                   # the number, nothing else
     add=lambda reply, ans: _number(reply) == int(ans),
     parity=lambda reply, ans: reply.strip().lower().rstrip(".") == ans,
+    count=lambda reply, ans: _number(reply) == int(ans),
     repeat=lambda reply, ans: reply.split() == ans.split(),                                 # any whitespace between copies
     reverse=lambda reply, ans: [w.strip() for w in reply.split(",")] == ans.split(", "),
     format=lambda reply, ans: re.fullmatch(r"\s*ANSWER: [a-z]+\s*", reply) is not None and reply.strip() == ans)
 
-FORMATS: dict[str, str] = dict(larger=r"\d+", add=r"\d+", parity=r"even|odd", repeat=r"[a-z]+( [a-z]+)*",   # the reply's shape,
+FORMATS: dict[str, str] = dict(larger=r"\d+", add=r"\d+", parity=r"even|odd", count=r"\d+", repeat=r"[a-z]+( [a-z]+)*",   # the reply's shape,
                                reverse=r"[a-z]+, [a-z]+, [a-z]+", format=r"ANSWER: [a-z]+")                # right or wrong
 
 def grade(example: dict, reply: str) -> bool:
@@ -245,6 +247,77 @@ def evaluate_tasks(model, tok, examples: Sequence[dict], max_new_tokens: int = 2
             if replies is not None: replies.append(dict(task=e["task"], prompt=prompt_key(e["messages"]), reply=reply, ok=ok))
     if res: res["all"] = [v for k in list(res) for v in res[k]]
     return {m: {k: sum(v[j] for v in vs) / len(vs) for k, vs in res.items()} for j, m in enumerate(("correct", "well_formed"))}
+
+# %% ../nbs/07_sft.ipynb #05a87618
+import fcntl, os
+@dataclass
+class MiniChatConfig:
+    "The seeded miniature chat model of 07–15: a small Llama pretrained on standard-library text, then SFT on the tasks."
+    vocab_size: int = 2048       # BPE ranks of `default_tokenizer` (the model's vocabulary adds 256 specials)
+    dim: int = 128               # width; 4 layers and 4 heads of 32 (2 KV heads): 1.4M parameters
+    n_heads: int = 4             # attention heads
+    pretrain_steps: int = 120    # pretraining steps of 16 rows x 64 tokens at lr 3e-3
+    sft_steps: int = 600         # SFT steps (the other SFTConfig fields at their defaults)
+    n_per_task: int = 400        # training dialogs per task family
+    tasks: tuple[str, ...] = ()  # task families to fine-tune on (empty: all of TASKS)
+    seed: int = 0                # weights, data order and sampling
+
+    def model_args(self, tok) -> "ModelArgs":
+        from llama3_nb.config import ModelArgs
+        return ModelArgs.mini(vocab_size=tok.n_words, dim=self.dim, n_heads=self.n_heads, max_seq_len=256)
+
+def cache_dir() -> Path:
+    "Where the project keeps what it trains once: `$LLAMA3_NB_CACHE`, else `~/.cache/llama3_nb`."
+    return Path(os.environ.get("LLAMA3_NB_CACHE") or Path.home() / ".cache" / "llama3_nb")
+
+
+# %% ../nbs/07_sft.ipynb #cf8b293d
+def _mini_chat_key(cfg: MiniChatConfig) -> str:
+    "A cache key that changes with the config, torch, the CPU kernel path and the code that trains the model."
+    from llama3_nb import model, pretraining, pretraining_data, tokenizer, sft
+    h = hashlib.sha1(json.dumps([asdict(cfg), torch.__version__, torch.backends.cpu.get_cpu_capability()]).encode())
+    for m in (model, pretraining, pretraining_data, tokenizer, sft): h.update(Path(m.__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+def _train_mini_chat(cfg: MiniChatConfig, tok, out: Path) -> tuple[dict, dict]:
+    "Pretrain, then SFT, on one thread; the two state dicts."
+    from llama3_nb.model import Transformer, init_weights
+    from llama3_nb.pretraining import TrainConfig, train
+    from llama3_nb.pretraining_data import open_source
+    args = cfg.model_args(tok)
+    srcs = {s: open_source("stdlib,math", s, tok, 300_000) for s in ("train", "heldout")}
+    tc = TrainConfig(preset="mini", model=dict(vocab_size=args.vocab_size, dim=cfg.dim, n_heads=cfg.n_heads, max_seq_len=256),
+                     tokenizer="bpe", lr=3e-3, min_lr=3e-4, warmup_steps=12, max_steps=cfg.pretrain_steps,
+                     stages=[[0, 16 * 64, 64]], threads=1, seed=cfg.seed, out_dir=str(out / "pretrain"), ckpt_every=0, progress=False)
+    torch.manual_seed(cfg.seed); model = init_weights(Transformer(args))
+    train(tc, model=model, resume=False, sources=srcs)
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    sft_train(model, tok, task_examples(cfg.n_per_task, "train", seed=cfg.seed, tasks=cfg.tasks or None),
+              SFTConfig(steps=cfg.sft_steps, threads=1, seed=cfg.seed, progress=False))
+    return base, model.state_dict()
+
+
+# %% ../nbs/07_sft.ipynb #51ad4127
+def mini_chat_models(cfg: MiniChatConfig | None = None, cache: bool = True) -> tuple:
+    "(tokenizer, base model, SFT model) of `cfg`, trained once on one thread and cached on disk (see `cache_dir`)."
+    from llama3_nb.model import Transformer
+    from llama3_nb.tokenizer import default_tokenizer
+    from llama3_nb.pretraining import save_checkpoint, load_checkpoint
+    cfg = cfg or MiniChatConfig(); tok = default_tokenizer(cfg.vocab_size)
+    d = cache_dir() / "mini_chat" / _mini_chat_key(cfg); f = d / "models.pt"
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)                       # two notebooks tested at once train it once
+        if not (cache and f.is_file()):
+            n = torch.get_num_threads()
+            try: base, sft = _train_mini_chat(cfg, tok, d)
+            finally: torch.set_num_threads(n)
+            save_checkpoint(f, base=base, sft=sft, config=json.dumps(asdict(cfg)))
+        c = load_checkpoint(f)
+    models = [Transformer(cfg.model_args(tok)) for _ in range(2)]
+    for m, k in zip(models, ("base", "sft")): m.load_state_dict(c[k]); m.eval()
+    return tok, *models
+
 
 # %% ../nbs/07_sft.ipynb #8765d6b2
 def add_common_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
