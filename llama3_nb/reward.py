@@ -27,19 +27,20 @@ __all__ = ['SLOPPY', 'CORRUPT', 'RANKED', 'PAIRS', 'preference_record', 'prefere
            'read_preference_jsonl', 'RewardModel', 'reward_model_from', 'lm_of', 'response_ids', 'pack_responses',
            'response_mask', 'collate_rows', 'encode_rows', 'rewards_of', 'score_packed', 'score', 'bt_loss',
            'ranking_loss', 'RMConfig', 'pairwise_accuracy', 'train_reward_model', 'sample_replies', 'best_of_k',
-           'save_reward_model', 'load_reward_model', 'reward_main']
+           'paired_gain', 'save_reward_model', 'load_reward_model', 'reward_main']
 
 # %% ../nbs/08_reward_model.ipynb #fe60fa0f
 def _ints(s: str) -> list[int]: return [int(x) for x in re.findall(r"\d+", s)]
 
 SLOPPY: dict[str, Callable[[str], str]] = dict(          # correct by the checker, not in the canonical form
-    larger=lambda a: a + ".", add=lambda a: a + ".", parity=lambda a: a.capitalize() + ".",
+    larger=lambda a: a + ".", add=lambda a: a + ".", parity=lambda a: a.capitalize() + ".", count=lambda a: a + ".",
     repeat=lambda a: "\n".join(a.split()), reverse=lambda a: a.replace(", ", ","))
 
 CORRUPT: dict[str, Callable[[str, str, random.Random], str]] = dict(     # (prompt, answer, rng) -> well formed, wrong
     larger=lambda p, a, r: str(min(_ints(p)[:2])),                                          # the smaller number
     add=lambda p, a, r: str(int(a) + r.choice([-3, -2, -1, 1, 2, 3])),                      # off by a little
     parity=lambda p, a, r: "odd" if a == "even" else "even",
+    count=lambda p, a, r: str(int(a) + r.choice([-1, 1])),                                 # one word miscounted
     repeat=lambda p, a, r: " ".join(a.split()[:1] * (len(a.split()) + r.choice([-1, 1]))),  # one copy too few or many
     reverse=lambda p, a, r: ", ".join((w := a.split(", "))[1:] + w[:1]),                   # rotated, not reversed
     format=lambda p, a, r: "ANSWER: " + r.choice([w for w in p.split("'")[1].split() if w != a.split()[-1]]))
@@ -277,6 +278,14 @@ def best_of_k(model: RewardModel, tok: Tokenizer, prompts: Sequence[list[dict]],
     "Index of the highest-reward candidate per prompt, and all rewards (N, K), each prompt's candidates packed in one row."
     r = score_packed(model, tok, prompts, candidates, batch)                  # (N, K)
     return r.nan_to_num(float("-inf")).argmax(1).tolist(), r
+
+# %% ../nbs/08_reward_model.ipynb #af889764
+def paired_gain(a: Tensor, b: Tensor, z: float = 1.96) -> dict[str, float]:
+    "Mean of the per-item differences a - b (N,), its standard error and the `z` interval: a paired comparison."
+    d = (a.double() - b.double()).flatten(); n = d.numel()
+    if n < 2: raise ValueError(f"a paired comparison needs at least 2 items, got {n}")
+    mean, se = d.mean().item(), (d.std() / math.sqrt(n)).item()
+    return dict(mean=mean, se=se, lo=mean - z * se, hi=mean + z * se, n=n)
 
 # %% ../nbs/08_reward_model.ipynb #c84cbe58
 def save_reward_model(rm: RewardModel, out: str | Path, fmt: str = "meta") -> Path:
