@@ -64,6 +64,16 @@ def _cmd_bench(a):
         if a.threads: torch.set_num_threads(a.threads)
         print("benchmark: paged engine vs dense generate under one KV budget: memory filled, sharing, tokens/s")
         bench_paged()
+    elif a.stage == "gpu":
+        from llama3_nb.config import bad_input
+        from llama3_nb.gpu_bench import check_cuda, gpu_figures
+        try: check_cuda("cuda")
+        except ValueError as e: return bad_input("bench gpu", e)
+        cmd = f"python -m llama3_nb.cli bench gpu --out {a.out}" + " --quick" * a.quick
+        print("benchmark: FP8 end to end, paged decode attention, BF16 speed and MFU vs transformers, on this GPU")
+        res = gpu_figures(Path(a.out), quick=a.quick, command=cmd)
+        print(f"wrote {a.out} in {res['wall_s']:.0f} s" + "".join(f"\n  {k} failed: {v}" for k, v in res["errors"].items()))
+        return 1 if res["errors"] else 0
     return 0
 
 def _cmd_tokenizer(a):
@@ -163,11 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("src"); c.add_argument("dst"); c.add_argument("--to", choices=["hf", "meta"], required=True)
     c.set_defaults(fn=_cmd_convert)
     b = sub.add_parser("bench", help="speed benchmarks against the reference implementations")
-    b.add_argument("stage", choices=["model", "tokenizer", "curation", "pretraining", "generation", "paged"], help="what to benchmark")
+    b.add_argument("stage", choices=["model", "tokenizer", "curation", "pretraining", "generation", "paged", "gpu"], help="what to benchmark")
     b.add_argument("--rss", action="store_true", help="curation: also measure peak memory at 1x and 4x the crawl")
     b.add_argument("--batch", type=int, default=8); b.add_argument("--seq", type=int, default=256)
     b.add_argument("--reps", type=int, default=5)
     b.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    b.add_argument("--out", default="data_samples/gpu/figures.json", help="gpu: the JSON to write (default: data_samples/gpu/figures.json)")
+    b.add_argument("--quick", action="store_true", help="gpu: the few-minute smoke preset instead of the report's workload")
     b.set_defaults(fn=_cmd_bench)
     t = sub.add_parser("tokenizer", help="train a byte-level BPE tokenizer, or encode text with one")
     tsub = t.add_subparsers(dest="action", required=True)
@@ -232,3 +244,7 @@ def _dispatch(argv: list[str]) -> int:
         a = build_parser().parse_args(argv)
         return a.fn(a)
     except BAD_INPUT as e: return bad_input(" ".join(words or argv[:1] + [w for w in argv[1:2] if w in ("train", "encode")]), e)
+
+# %% ../nbs/16_cli.ipynb #a1b2c3d4
+#| eval: false
+if __name__ == "__main__": sys.exit(main())   # `python -m llama3_nb.cli ...` (not run here: a notebook is __main__ too)
