@@ -10,7 +10,7 @@ from pathlib import Path
 def _cmd_run(a):
     from llama3_nb.pipeline import RunConfig, run
     s = run(RunConfig(out_dir=a.out, preset=a.preset, vocab_size=a.vocab_size, seed=a.seed, new_tokens=a.new_tokens,
-                      pretrain_steps=a.pretrain_steps, sft_steps=a.sft_steps, rm_steps=a.rm_steps, dpo_steps=a.dpo_steps, threads=a.threads, progress=not a.quiet, device=a.device))
+                      pretrain_steps=a.pretrain_steps, sft_steps=a.sft_steps, rm_steps=a.rm_steps, rs_prompts=a.rs_prompts, rs_steps=a.rs_steps, dpo_steps=a.dpo_steps, threads=a.threads, progress=not a.quiet, device=a.device))
     print(f"status: {s['status']}")
     return 0 if s["status"] == "ok" else 1
 
@@ -160,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--pretrain-steps", type=int, default=160, help="optimizer steps of pretraining (default: 160)")
     r.add_argument("--sft-steps", type=int, default=300, help="optimizer steps of SFT on the chat tasks (default: 300)")
     r.add_argument("--rm-steps", type=int, default=200, help="optimizer steps of the reward model (default: 200)")
+    r.add_argument("--rs-prompts", type=int, default=40, help="rejection-sampling prompts per task family (default: 40)")
+    r.add_argument("--rs-steps", type=int, default=40, help="fine-tuning steps on the verified picks (default: 40)")
     r.add_argument("--dpo-steps", type=int, default=60, help="optimizer steps of DPO on the SFT model's graded samples (default: 60)")
     r.add_argument("--threads", type=int, default=1, help="torch threads (default: 1, fastest on a shared 2-core CPU)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")

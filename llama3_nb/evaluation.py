@@ -13,7 +13,7 @@ import torch
 from .tokenizer import ChatFormat, Tokenizer
 from .generation import generate, stops_of
 from .paged import paged_generate
-from .sft import grade, make_example, prompt_key, task_examples, read_jsonl
+from .sft import grade, make_example, prompt_key, task_examples, read_jsonl, TASKS
 from .checkpoints import load_with_tokenizer, check_device, BAD_INPUT, bad_input
 
 # %% auto #0
@@ -65,7 +65,7 @@ def ifeval_scores(examples: Sequence[dict], replies: Sequence[str]) -> dict[str,
 # %% ../nbs/14_evaluation.ipynb #4671a3fb
 def ifeval_examples(n: int, seed: int = 0, max_instructions: int = 2, split: str = "heldout") -> list[dict]:
     "`n` IFEval-style examples: a task prompt of `split` plus 1..max_instructions non-conflicting instructions."
-    rng, base = random.Random(seed), task_examples(-(-n // 6) + 1, split, seed)
+    rng, base = random.Random(seed), task_examples(-(-n // len(TASKS)) + 1, split, seed)
     out = []
     for e in rng.sample(base, n) if n <= len(base) else base:
         names, k = [], rng.randint(1, max_instructions)
@@ -117,8 +117,13 @@ class Benchmark:
     max_new_tokens: int = 32                        # reply budget for generation
 
 # %% ../nbs/14_evaluation.ipynb #b6c2a48c
+def _sample(examples: list[dict], n: int, seed: int) -> list[dict]:
+    "`n` of `examples` (all of them if fewer), drawn by `seed`, in their original order."
+    keep = set(random.Random(seed).sample(range(len(examples)), n)) if n < len(examples) else range(len(examples))
+    return [e for i, e in enumerate(examples) if i in keep]
+
 BENCHMARKS: dict[str, Callable[[int, int], Benchmark]] = dict(            # name -> (n, seed) -> held-out benchmark
-    tasks=lambda n, seed: Benchmark("tasks", task_examples(-(-n // 6), "heldout", seed), grade, 24),
+    tasks=lambda n, seed: Benchmark("tasks", _sample(task_examples(-(-n // len(TASKS)), "heldout", seed), n, seed), grade, 24),
     ifeval=lambda n, seed: Benchmark("ifeval", ifeval_examples(n, seed), lambda e, r: all(follows(e, r)), 48))
 
 def builtin_benchmark(name: str, n: int = 200, seed: int = 0) -> Benchmark:

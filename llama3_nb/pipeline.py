@@ -19,16 +19,17 @@ from .curate import curate_main
 from .pretraining import TrainConfig, train, open_source, evaluate
 from .pretraining_study import unigram_loss
 from .tokenizer import ChatFormat
-from .sft import SFTConfig, sft_train, task_examples, evaluate_tasks, encode_sft, sft_eval_loss, grade, prompt_key
+from .sft import SFTConfig, sft_train, task_examples, evaluate_tasks, encode_sft, sft_eval_loss, grade, prompt_key, TASKS
 from .reward import (RMConfig, sample_replies, preference_data, reward_model_from, train_reward_model,
-                              pairwise_accuracy, best_of_k)
+                              pairwise_accuracy, best_of_k, paired_gain)
+from .rejection import rejection_sample, rs_finetune
 from .dpo import DPOTrainConfig, make_pairs, pair_logps, dpo_train
 from .evaluation import builtin_benchmark, run_eval, NgramIndex, contamination
 
 # %% auto #0
 __all__ = ['STAGES', 'RunConfig', 'stage_curate', 'plot_funnel', 'stage_tokenizer', 'stage_model', 'stage_pretrain', 'stage_sft',
-           'plot_sft', 'stage_reward', 'stage_dpo', 'stage_evaluate', 'stage_checkpoints', 'stage_serve', 'run',
-           'write_report']
+           'plot_sft', 'stage_reward', 'stage_rs', 'stage_dpo', 'stage_compare', 'plot_stages', 'stage_evaluate',
+           'stage_checkpoints', 'stage_serve', 'run', 'write_report']
 
 # %% ../nbs/15_pipeline.ipynb #ec7a2e3b
 @dataclass
@@ -43,6 +44,9 @@ class RunConfig:
     sft_steps: int = 300                            # optimizer steps of SFT on the verifiable chat tasks
     sft_examples: int = 400                         # generated training dialogs per task family (held out: 40 per family)
     rm_steps: int = 200                             # optimizer steps of the reward model (from the SFT weights)
+    rs_prompts: int = 40                            # training prompts per task family for rejection sampling
+    rs_k: int = 8                                   # samples per prompt (the report: 10-30)
+    rs_steps: int = 40                              # fine-tuning steps on the verified picks mixed with SFT data
     dpo_steps: int = 60                             # optimizer steps of DPO (+0.2 NLL) on pairs sampled from the SFT model
     eval_n: int = 200                               # held-out examples per benchmark of the final evaluation
     dpo_prompts: int = 40                           # training prompts per task family to sample preference pairs for
@@ -111,16 +115,21 @@ def stage_pretrain(cfg: RunConfig, st: dict) -> dict:
 
 
 # %% ../nbs/15_pipeline.ipynb #960309ae
+def _ok(replies: list[dict]) -> torch.Tensor:
+    "1.0 / 0.0 per graded reply of `evaluate_tasks(..., replies=...)`."
+    return torch.tensor([float(r["ok"]) for r in replies])
+
 def stage_sft(cfg: RunConfig, st: dict) -> dict:
     "Fine-tune in the chat format on verifiable tasks (prompt-masked, packed); held-out accuracy before and after."
     tok, model, out = st["tokenizer"], st["model"], Path(cfg.out_dir) / "sft"
     train_ex, held = task_examples(cfg.sft_examples, "train", cfg.seed), task_examples(40, "heldout", cfg.seed + 1)
     held_enc = [encode_sft(ChatFormat(tok), e["messages"]) for e in held]
-    before, loss0 = evaluate_tasks(model, tok, held), sft_eval_loss(model, tok, held_enc)
+    before, loss0 = evaluate_tasks(model, tok, held, replies=(r0 := [])), sft_eval_loss(model, tok, held_enc)
     sc = SFTConfig(steps=cfg.sft_steps, warmup_steps=min(20, cfg.sft_steps // 10), seed=cfg.seed, threads=cfg.threads,
                    device=cfg.device, eval_every=max(1, cfg.sft_steps // 6), progress=cfg.progress)
     rows = sft_train(model, tok, train_ex, sc, held)
-    after, st["heldout_tasks"] = evaluate_tasks(model, tok, held), held
+    after, st["heldout_tasks"] = evaluate_tasks(model, tok, held, replies=(r1 := [])), held
+    st["heldout_ok"] = {"base": _ok(r0), "SFT": _ok(r1)}                     # per held-out prompt, for paired comparisons
     return {"train_dialogs": len(train_ex), "heldout_dialogs": len(held), "steps": len(rows),
             "heldout_loss": f"{loss0:.3f} -> {rows[-1]['heldout_loss']:.3f}",
             "heldout_correct": f"{before['correct']['all']:.3f} -> {after['correct']['all']:.3f}",
@@ -158,22 +167,56 @@ def stage_reward(cfg: RunConfig, st: dict) -> dict:
             f"best_of_{K}_correct": round(right[torch.arange(len(pick)), pick].mean().item(), 3),
             "random_sample_correct": round(right.mean().item(), 3), "oracle_correct": round(right.amax(1).mean().item(), 3)}
 
+# %% ../nbs/15_pipeline.ipynb #a07ed8db
+def stage_rs(cfg: RunConfig, st: dict) -> dict:
+    "Rejection sampling: K samples per prompt, the verifier keeps passes; fine-tune on them mixed with SFT data."
+    tok, sft, held = st["tokenizer"], st["model"], st["heldout_tasks"]
+    prompts = task_examples(cfg.rs_prompts, "train", cfg.seed + 4)
+    res = rejection_sample(sft, None, tok, prompts, k=cfg.rs_k, max_new_tokens=16, seed=cfg.seed, select="verifier")
+    mix = task_examples(max(1, -(-len(res.kept) // len(TASKS))), "train", cfg.seed + 5)     # about as many reference examples
+    fc = SFTConfig(steps=cfg.rs_steps, lr=1e-3, min_lr=1e-4, warmup_steps=min(5, cfg.rs_steps // 4), seed=cfg.seed,
+                   threads=cfg.threads, device=cfg.device, progress=cfg.progress)
+    st["model"], rows = rs_finetune(sft, tok, list(res.kept) + mix, fc)
+    after = evaluate_tasks(st["model"], tok, held, replies=(r := [])); st["heldout_ok"]["RS"] = _ok(r)
+    return {"prompts": len(prompts), "k": cfg.rs_k, "kept": len(res.kept), "mixed_sft_examples": len(mix),
+            "random_sample_correct": round(res.stats["random_correct"], 3), "verifier_pass_at_k": round(res.stats["oracle_correct"], 3),
+            "steps": len(rows), "heldout_correct": f"{st['heldout_ok']['SFT'].mean():.3f} -> {after['correct']['all']:.3f}"}
+
 # %% ../nbs/15_pipeline.ipynb #4af7b767
 def stage_dpo(cfg: RunConfig, st: dict) -> dict:
-    "DPO + NLL on preference pairs sampled from the SFT model and graded by program; held-out accuracy before and after."
+    "DPO + NLL on preference pairs sampled from the RS model and graded by program; held-out accuracy before and after."
     tok, model, held = st["tokenizer"], st["model"], st["heldout_tasks"]
     prompts = task_examples(cfg.dpo_prompts, "train", cfg.seed + 2)
     pairs, made = make_pairs(prompts, sample_replies(model, tok, [e["messages"][:-1] for e in prompts], k=4, seed=cfg.seed))
     if not pairs: return {"pairs": 0, **made, "note": "every sampled reply was correct: nothing to prefer"}
     dc = DPOTrainConfig(steps=cfg.dpo_steps, warmup_steps=min(5, cfg.dpo_steps // 4), seed=cfg.seed, threads=cfg.threads,
                         device=cfg.device, progress=cfg.progress)
-    before, ref = evaluate_tasks(model, tok, held), pair_logps(model, tok, pairs, dc.mask_eot)   # the SFT model is the reference
+    before, ref = evaluate_tasks(model, tok, held), pair_logps(model, tok, pairs, dc.mask_eot)   # the RS model is the reference
     rows = dpo_train(model, tok, pairs, dc, ref)
-    after = evaluate_tasks(model, tok, held)
+    after = evaluate_tasks(model, tok, held, replies=(r := [])); st["heldout_ok"]["DPO"] = _ok(r)
     return {"pairs": len(pairs), **made, "steps": len(rows), "last_reward_acc": round(rows[-1]["reward_acc"], 3),
             "heldout_correct": f"{before['correct']['all']:.3f} -> {after['correct']['all']:.3f}",
             "heldout_well_formed": f"{before['well_formed']['all']:.3f} -> {after['well_formed']['all']:.3f}",
             "correct_by_task": {k: round(v, 3) for k, v in after["correct"].items() if k != "all"}}
+
+# %% ../nbs/15_pipeline.ipynb #c1bf68df
+def stage_compare(cfg: RunConfig, st: dict) -> dict:
+    "Base, SFT, RS and DPO on the same held-out prompts: accuracy with 95 % intervals, paired gains, a plot."
+    ok = st["heldout_ok"]; names = list(ok)
+    acc = {n: {"acc": round(v.mean().item(), 3), "ci": [round(v.mean().item() - 1.96 * (v.std() / len(v) ** .5).item(), 3),
+                                                      round(v.mean().item() + 1.96 * (v.std() / len(v) ** .5).item(), 3)], "n": len(v)}
+           for n, v in ok.items()}
+    gains = {f"{b} - {a}": {k: round(v, 3) for k, v in paired_gain(ok[b], ok[a]).items() if k != "n"} for a, b in zip(names, names[1:])}
+    return {"accuracy": acc, "paired_gains": gains, "stages_plot": str(plot_stages(acc, Path(cfg.out_dir) / "stages.png"))}
+
+def plot_stages(acc: dict, png: Path) -> Path:
+    "Held-out accuracy per model with 95 % error bars."
+    from matplotlib.figure import Figure
+    png.parent.mkdir(parents=True, exist_ok=True); fig = Figure(figsize=(4.5, 2.6)); ax = fig.subplots()
+    m = [a["acc"] for a in acc.values()]; lo = [a["acc"] - a["ci"][0] for a in acc.values()]; hi = [a["ci"][1] - a["acc"] for a in acc.values()]
+    ax.errorbar(list(acc), m, yerr=[lo, hi], fmt="o", capsize=4); ax.set(ylabel="held-out tasks correct", ylim=(0, None))
+    fig.tight_layout(); fig.savefig(png, dpi=72)
+    return png
 
 # %% ../nbs/15_pipeline.ipynb #2bd8c6af
 def stage_evaluate(cfg: RunConfig, st: dict) -> dict:
@@ -221,7 +264,7 @@ def stage_serve(cfg: RunConfig, st: dict) -> dict:
 
 STAGES: list[tuple[str, Callable]] = [("curate", stage_curate), ("tokenizer", stage_tokenizer), ("model", stage_model),
                                       ("pretrain", stage_pretrain), ("sft", stage_sft), ("reward", stage_reward),
-                                      ("dpo", stage_dpo), ("evaluate", stage_evaluate),
+                                      ("rs", stage_rs), ("dpo", stage_dpo), ("compare", stage_compare), ("evaluate", stage_evaluate),
                                       ("checkpoints", stage_checkpoints),
                                       ("serve", stage_serve)]
 
@@ -251,6 +294,6 @@ def write_report(summary: dict, out: Path):
              f"torch {summary['torch']}, Python {summary['python']}", ""]
     for i, (name, rec) in enumerate(summary["steps"].items(), 1):
         lines += [f"## {i}. {name}", ""] + [f"- {k}: `{v}`" for k, v in rec.items() if k != "args"] + [""]
-        for key in ("funnel_plot", "loss_curve"):
+        for key in ("funnel_plot", "loss_curve", "stages_plot"):
             if Path(rec.get(key, "")).is_file(): lines += [f"![{key}]({Path(rec[key]).resolve().relative_to(out.resolve())})", ""]
     (out / "report.md").write_text("\n".join(lines))

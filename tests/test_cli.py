@@ -15,20 +15,21 @@ def test_help_lists_subcommands():
     for sub in ("run", "info", "convert", "bench"): assert sub in out
 
 def test_run_writes_report(tmp_path):
-    r = cli("run", "--preset", "tiny", "--vocab-size", "512", "--pretrain-steps", "4", "--sft-steps", "3", "--rm-steps", "2", "--dpo-steps", "2", "--quiet", "--out", tmp_path / "run", "--new-tokens", "3")
+    r = cli("run", "--preset", "tiny", "--vocab-size", "512", "--pretrain-steps", "4", "--sft-steps", "3", "--rm-steps", "2", "--rs-prompts", "2", "--rs-steps", "2", "--dpo-steps", "2", "--quiet", "--out", tmp_path / "run", "--new-tokens", "3")
     s = json.loads((tmp_path / "run/summary.json").read_text())
     assert s["status"] == "ok" and "status: ok" in r.stdout
-    assert list(s["steps"]) == ["curate", "tokenizer", "model", "pretrain", "sft", "reward", "dpo", "evaluate", "checkpoints", "serve"]
+    assert list(s["steps"]) == ["curate", "tokenizer", "model", "pretrain", "sft", "reward", "rs", "dpo", "compare", "evaluate", "checkpoints", "serve"]
     assert (tmp_path / "run/sft/loss.png").exists() and "![loss_curve](sft/loss.png)" in (tmp_path / "run/report.md").read_text()
     assert (tmp_path / "run/pretrain/loss.png").exists() and "![loss_curve]" in (tmp_path / "run/report.md").read_text()
     assert (tmp_path / "run/curated/funnel.png").exists()
+    assert (tmp_path / "run/stages.png").exists() and "![stages_plot](stages.png)" in (tmp_path / "run/report.md").read_text()
     assert (tmp_path / "run/report.md").read_text().startswith("# llama3_nb")
     assert (tmp_path / "run/checkpoints/meta/consolidated.00.pth").exists()
     assert (tmp_path / "run/checkpoints/hf/model.safetensors").exists()
 
 def test_info_preset_and_checkpoint(tmp_path):
     assert "70,553,706,496" in cli("info", "llama3_70b").stdout
-    cli("run", "--preset", "tiny", "--vocab-size", "512", "--pretrain-steps", "4", "--sft-steps", "2", "--rm-steps", "1", "--dpo-steps", "1", "--quiet", "--out", tmp_path, "--new-tokens", "1")
+    cli("run", "--preset", "tiny", "--vocab-size", "512", "--pretrain-steps", "4", "--sft-steps", "2", "--rm-steps", "1", "--rs-prompts", "1", "--rs-steps", "1", "--dpo-steps", "1", "--quiet", "--out", tmp_path, "--new-tokens", "1")
     assert "parameters:" in cli("info", tmp_path / "checkpoints/hf").stdout
     assert "parameters:" in cli("info", tmp_path / "checkpoints/meta").stdout
 
@@ -39,7 +40,7 @@ def test_info_bad_name_is_a_clear_error():
 def test_convert_round_trip(tmp_path):
     import torch
     from llama3_nb.checkpoints import load_meta_checkpoint
-    cli("run", "--preset", "tiny", "--vocab-size", "512", "--pretrain-steps", "4", "--sft-steps", "2", "--rm-steps", "1", "--dpo-steps", "1", "--quiet", "--out", tmp_path, "--new-tokens", "1")
+    cli("run", "--preset", "tiny", "--vocab-size", "512", "--pretrain-steps", "4", "--sft-steps", "2", "--rm-steps", "1", "--rs-prompts", "1", "--rs-steps", "1", "--dpo-steps", "1", "--quiet", "--out", tmp_path, "--new-tokens", "1")
     cli("convert", tmp_path / "checkpoints/meta", tmp_path / "hf2", "--to", "hf")
     cli("convert", tmp_path / "hf2", tmp_path / "meta2", "--to", "meta")
     a, b = load_meta_checkpoint(tmp_path / "checkpoints/meta"), load_meta_checkpoint(tmp_path / "meta2")
@@ -47,7 +48,7 @@ def test_convert_round_trip(tmp_path):
         assert ka == kb and torch.equal(va, vb)
 
 def test_chat_in_a_pipe(tmp_path):
-    cli("run", "--preset", "tiny", "--vocab-size", "512", "--pretrain-steps", "4", "--sft-steps", "2", "--rm-steps", "1", "--dpo-steps", "1", "--quiet", "--out", tmp_path, "--new-tokens", "1")
+    cli("run", "--preset", "tiny", "--vocab-size", "512", "--pretrain-steps", "4", "--sft-steps", "2", "--rm-steps", "1", "--rs-prompts", "1", "--rs-steps", "1", "--dpo-steps", "1", "--quiet", "--out", tmp_path, "--new-tokens", "1")
     from llama3_nb.checkpoints import load_checkpoint
     from llama3_nb.generation import chat_reply
     from llama3_nb.tokenizer import Tokenizer
@@ -64,7 +65,7 @@ def test_chat_in_a_pipe(tmp_path):
         assert r.stdout == want                              # each reply streamed whole, one per non-empty input line
 
 def test_chat_without_tokenizer_is_a_clear_error(tmp_path):
-    cli("run", "--preset", "tiny", "--vocab-size", "512", "--pretrain-steps", "4", "--sft-steps", "2", "--rm-steps", "1", "--dpo-steps", "1", "--quiet", "--out", tmp_path, "--new-tokens", "1")
+    cli("run", "--preset", "tiny", "--vocab-size", "512", "--pretrain-steps", "4", "--sft-steps", "2", "--rm-steps", "1", "--rs-prompts", "1", "--rs-steps", "1", "--dpo-steps", "1", "--quiet", "--out", tmp_path, "--new-tokens", "1")
     (tmp_path / "checkpoints/hf/tokenizer.model").unlink()
     r = cli("chat", tmp_path / "checkpoints/hf", ok=False)
     assert r.returncode != 0 and "no tokenizer at" in r.stderr

@@ -60,7 +60,7 @@ def test_plain_dialogs_are_prompts(tok, models):
     assert res.kept[0]["messages"][:-1] == dialog and "task" not in res.kept[0] and "pick_correct" not in res.stats
 
 @pytest.mark.parametrize("kw,msg", [(dict(k=0), "k must be >= 1"), (dict(k=-2), "k must be >= 1"),
-                                    (dict(k=2, select="best"), "select must be 'rm' or 'random'")])
+                                    (dict(k=2, select="best"), "select must be 'rm', 'verifier' or 'random'")])
 def test_bad_arguments(tok, models, kw, msg):
     with pytest.raises(ValueError, match=msg): rejection_sample(*models, tok, EXS, **kw)
 
@@ -77,3 +77,23 @@ def test_bench_counts_and_bad_input(tok, models):
     assert b["ratio"] == pytest.approx(b["paged_samples_per_s"] / b["dense_samples_per_s"])
     for bad in (dict(prompts=[], k=2), dict(prompts=[[1]], k=0), dict(prompts=[[1]], k=2, repeats=0)):
         with pytest.raises(ValueError, match="need k >= 1"): bench_rejection(policy, **bad)
+
+def test_verifier_keeps_exactly_the_passing_replies(tok, models, monkeypatch):
+    "select='verifier': the first reply that passes its checker, prompts with none dropped; no reward model needed."
+    import llama3_nb.rejection as R
+    policy, _ = models
+    exs = task_examples(2, "train", seed=0, tasks=["parity"])                   # answers 'even'/'odd'
+    fixed = [["maybe", "even", "odd"], ["no", "nope", "nah"]]                   # first prompt: one of these passes
+    monkeypatch.setattr(R, "sample_replies", lambda *a, **k: fixed)
+    res = rejection_sample(policy, None, tok, exs, k=3, select="verifier")
+    right = [[R.grade(e, c) for c in cs] for e, cs in zip(exs, fixed)]
+    assert res.rewards.tolist() == [[float(x) for x in r] for r in right]
+    assert [k["messages"][-1]["content"] for k in res.kept] == [cs[r.index(True)] for cs, r in zip(fixed, right) if any(r)]
+    assert len(res.kept) == 1 and res.stats["oracle_correct"] == 0.5
+
+def test_verifier_needs_task_examples_and_rm_arms_need_an_rm(tok, models):
+    policy, _ = models
+    with pytest.raises(ValueError, match="needs task examples"):
+        rejection_sample(policy, None, tok, [[{"role": "user", "content": "hi"}]], k=2, max_new_tokens=2, select="verifier")
+    with pytest.raises(ValueError, match="needs a reward model"):
+        rejection_sample(policy, None, tok, EXS, k=2, max_new_tokens=2, select="rm")

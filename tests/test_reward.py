@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st, HealthCheck
+from llama3_nb.sft import TASKS
 from llama3_nb.config import ModelArgs
 from llama3_nb.model import Transformer, init_weights
 from llama3_nb.paged import paged_generate
@@ -101,7 +102,7 @@ def test_reward_main_end_to_end(tmp_path, tok, fmt, capsys):
     assert ("params.json" in names) == (fmt == "meta") and ("config.json" in names) == (fmt == "hf")
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["format"] == fmt and summary["n_train"] == 18
+    assert summary["format"] == fmt and summary["n_train"] == 3 * len(TASKS)
     assert set(torch.load(out / "reward_head.pt", weights_only=True)) == {"score.weight"}
     back = load_reward_model(out)
     assert torch.isfinite(score(back, tok, [[USER]], ["4"])).all()

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 from hypothesis import given, settings, HealthCheck, strategies as st
-from llama3_nb.sft import (IGNORE, SFTConfig, encode_sft, pack, prompt_key, read_sft_jsonl, sft_main, sft_train, split_of,
+from llama3_nb.sft import (IGNORE, TASKS, SFTConfig, encode_sft, pack, prompt_key, read_sft_jsonl, sft_main, sft_train, split_of,
                            task_examples, write_jsonl)
 from llama3_nb.tokenizer import ChatFormat, default_tokenizer
 from llama3_nb.config import ModelArgs
@@ -69,7 +69,7 @@ def test_sft_main_end_to_end(tok, tmp_path, fmt):
     rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [0, 1, 2] and "heldout_loss" in rows[-1]
     s = json.loads((out / "summary.json").read_text())
-    assert s["format"] == fmt and s["n_train"] == 36 and s["n_heldout"] == 12
+    assert s["format"] == fmt and s["n_train"] == 6 * len(TASKS) and s["n_heldout"] == 2 * len(TASKS)
     assert set(s["heldout_correct"]["after"]) >= {"larger", "add", "all"} and s["heldout_loss"]["after"] > 0
 
 def test_sft_main_user_data_and_errors(tok, tmp_path, capsys):
