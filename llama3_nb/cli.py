@@ -15,14 +15,14 @@ def _cmd_run(a):
     return 0 if s["status"] == "ok" else 1
 
 def _cmd_info(a):
-    from llama3_nb.config import ModelArgs, count_params, flops_per_token
+    from llama3_nb.config import ModelArgs, PRESETS, count_params, flops_per_token
     src = Path(a.what)
     if src.is_dir():
         from llama3_nb.checkpoints import read_hf_config
         args = ModelArgs.from_params_json(src) if (src / "params.json").exists() else read_hf_config(src)
-    elif hasattr(ModelArgs, a.what): args = getattr(ModelArgs, a.what)()
+    elif a.what in PRESETS: args = ModelArgs.preset(a.what)
     else: raise ValueError(f"{a.what!r} is neither a checkpoint directory nor a preset "
-                           "(llama3_8b, llama3_70b, llama3_405b, llama3_2_1b, llama3_2_3b, tiny, mini)")
+                         f"({', '.join(PRESETS)})")
     print(args)
     print(f"parameters: {count_params(args):,}   FFN width: {args.ffn_hidden_dim}   "
           f"training FLOPs/token at {a.seq}: {flops_per_token(args, a.seq):.3e}")

@@ -9,8 +9,8 @@ from dataclasses import dataclass, fields, asdict
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['PARAMS_REQUIRED', 'META_PARAMS_KEYS', 'BAD_INPUT', 'ModelArgs', 'FieldTypeError', 'check_fields', 'check_output_dir',
-           'one_line', 'bad_input', 'check_number', 'count_params', 'flops_per_token']
+__all__ = ['PARAMS_REQUIRED', 'META_PARAMS_KEYS', 'BAD_INPUT', 'PRESETS', 'ModelArgs', 'FieldTypeError', 'check_fields',
+           'check_output_dir', 'one_line', 'bad_input', 'check_number', 'count_params', 'flops_per_token']
 
 # %% ../nbs/00_config.ipynb #1fb1ae2c
 @dataclass
@@ -134,22 +134,27 @@ def check_number(value: float, what: str, lo: float = 0.0, hi: float = math.inf,
     return value
 
 # %% ../nbs/00_config.ipynb #fa39c5fc
-def _preset(**kw):
-    base = dict(vocab_size=128256, norm_eps=1e-5, rope_theta=500000.0, use_scaled_rope=True, max_seq_len=131072)
-    return classmethod(lambda cls, **over: cls(**{**base, **kw, **over}))
+_LLAMA3 = dict(vocab_size=128256, norm_eps=1e-5, rope_theta=500000.0, use_scaled_rope=True, max_seq_len=131072)
+PRESETS: dict[str, dict] = {                     # name -> the fields that differ from ModelArgs' defaults
+    "llama3_8b":   _LLAMA3 | dict(dim=4096,  n_layers=32,  n_heads=32,  n_kv_heads=8, ffn_dim_multiplier=1.3, multiple_of=1024),
+    "llama3_70b":  _LLAMA3 | dict(dim=8192,  n_layers=80,  n_heads=64,  n_kv_heads=8, ffn_dim_multiplier=1.3, multiple_of=4096),
+    "llama3_405b": _LLAMA3 | dict(dim=16384, n_layers=126, n_heads=128, n_kv_heads=8, ffn_dim_multiplier=1.2, multiple_of=4096),
+    "llama3_2_1b": _LLAMA3 | dict(dim=2048,  n_layers=16,  n_heads=32,  n_kv_heads=8, ffn_dim_multiplier=1.5, multiple_of=256,
+                                  tie_word_embeddings=True, rope_scaling_factor=32.0),
+    "llama3_2_3b": _LLAMA3 | dict(dim=3072,  n_layers=28,  n_heads=24,  n_kv_heads=8, ffn_dim_multiplier=1.0, multiple_of=256,
+                                  tie_word_embeddings=True, rope_scaling_factor=32.0),
+    "tiny": dict(dim=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=256, multiple_of=32, max_seq_len=256,
+                 use_scaled_rope=True, rope_original_max_seq_len=64),
+    "mini": dict(dim=256, n_layers=4, n_heads=8, n_kv_heads=2, vocab_size=4096, multiple_of=64, max_seq_len=512)}
 
-ModelArgs.llama3_8b   = _preset(dim=4096,  n_layers=32,  n_heads=32,  n_kv_heads=8, ffn_dim_multiplier=1.3, multiple_of=1024)
-ModelArgs.llama3_70b  = _preset(dim=8192,  n_layers=80,  n_heads=64,  n_kv_heads=8, ffn_dim_multiplier=1.3, multiple_of=4096)
-ModelArgs.llama3_405b = _preset(dim=16384, n_layers=126, n_heads=128, n_kv_heads=8, ffn_dim_multiplier=1.2, multiple_of=4096)
-ModelArgs.llama3_2_1b = _preset(dim=2048,  n_layers=16,  n_heads=32,  n_kv_heads=8, ffn_dim_multiplier=1.5, multiple_of=256,
-                                tie_word_embeddings=True, rope_scaling_factor=32.0)
-ModelArgs.llama3_2_3b = _preset(dim=3072,  n_layers=28,  n_heads=24,  n_kv_heads=8, ffn_dim_multiplier=1.0, multiple_of=256,
-                                tie_word_embeddings=True, rope_scaling_factor=32.0)
-ModelArgs.tiny = classmethod(lambda cls, **over: cls(**{**dict(dim=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=256,
-                                                              multiple_of=32, max_seq_len=256, use_scaled_rope=True,
-                                                              rope_original_max_seq_len=64), **over}))
-ModelArgs.mini = classmethod(lambda cls, **over: cls(**{**dict(dim=256, n_layers=4, n_heads=8, n_kv_heads=2, vocab_size=4096,
-                                                              multiple_of=64, max_seq_len=512), **over}))
+@classmethod
+def _preset(cls, name: str, **over) -> ModelArgs:
+    "The preset `name` (a key of `PRESETS`) with `over` replacing fields; an unknown name is a one-line error listing them."
+    if name not in PRESETS: raise ValueError(f"unknown preset {name!r}; the presets are {', '.join(PRESETS)}")
+    return cls(**{**PRESETS[name], **over})
+
+ModelArgs.preset = _preset
+for _name in PRESETS: setattr(ModelArgs, _name, classmethod(lambda cls, _n=_name, **over: cls.preset(_n, **over)))
 
 # %% ../nbs/00_config.ipynb #ae729189
 def count_params(args: ModelArgs, embeddings: bool = True) -> int:

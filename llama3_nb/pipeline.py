@@ -9,7 +9,7 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable
 import torch
-from .config import ModelArgs, count_params, flops_per_token
+from .config import ModelArgs, PRESETS, count_params, flops_per_token
 from .model import Transformer, init_weights
 from .checkpoints import save_meta_checkpoint, save_hf_checkpoint, load_checkpoint
 from .tokenizer import default_tokenizer
@@ -54,6 +54,9 @@ class RunConfig:
     progress: bool = True                           # progress bars on the long stages
     device: str = "cpu"
 
+    def __post_init__(self):
+        if self.preset not in PRESETS: raise ValueError(f"unknown preset {self.preset!r}; the presets are {', '.join(PRESETS)}")
+
 # %% ../nbs/15_pipeline.ipynb #105f7c8d
 def stage_curate(cfg: RunConfig, st: dict) -> dict:
     "Curate the bundled crawl: extraction, PII, dedup, filters, quality and the 50/25/17/8 mix."
@@ -85,7 +88,7 @@ def stage_tokenizer(cfg: RunConfig, st: dict) -> dict:
 def stage_model(cfg: RunConfig, st: dict) -> dict:
     "Build and initialise the model, its vocabulary sized to the tokenizer."
     torch.manual_seed(cfg.seed)
-    args = getattr(ModelArgs, cfg.preset)(vocab_size=st["tokenizer"].n_words)
+    args = ModelArgs.preset(cfg.preset, vocab_size=st["tokenizer"].n_words)
     st["model"] = init_weights(Transformer(args)).to(cfg.device)
     return {"params": count_params(args), "train_flops_per_token": flops_per_token(args, args.max_seq_len), "args": asdict(args)}
 

@@ -79,9 +79,7 @@ class TrainConfig:
 
     def model_args(self) -> ModelArgs:
         "The preset with `model` overrides, type-checked by `ModelArgs.from_dict`."
-        if not callable(getattr(ModelArgs, self.preset, None)) or self.preset.startswith("_") or self.preset in ("from_dict", "from_params_json"):
-            raise ValueError(f"preset {self.preset!r} is not a ModelArgs preset")
-        return ModelArgs.from_dict({**asdict(getattr(ModelArgs, self.preset)()), **self.model})
+        return ModelArgs.from_dict({**asdict(ModelArgs.preset(self.preset)), **self.model})
 
 # %% ../nbs/06b_pretraining.ipynb #b7cea5f3
 def _check_stages(stages: list, grad_accum: int = 1):

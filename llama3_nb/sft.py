@@ -274,9 +274,9 @@ def cache_dir() -> Path:
 # %% ../nbs/07_sft.ipynb #cf8b293d
 def _mini_chat_key(cfg: MiniChatConfig) -> str:
     "A cache key that changes with the config, torch, the CPU kernel path and the code that trains the model."
-    from llama3_nb import model, pretraining, pretraining_data, tokenizer, sft
+    from llama3_nb import config, model, pretraining, pretraining_data, tokenizer, sft
     h = hashlib.sha1(json.dumps([asdict(cfg), torch.__version__, torch.backends.cpu.get_cpu_capability()]).encode())
-    for m in (model, pretraining, pretraining_data, tokenizer, sft): h.update(Path(m.__file__).read_bytes())
+    for m in (config, model, pretraining, pretraining_data, tokenizer, sft): h.update(Path(m.__file__).read_bytes())
     return h.hexdigest()[:16]
 
 def _train_mini_chat(cfg: MiniChatConfig, tok, out: Path) -> tuple[dict, dict]:

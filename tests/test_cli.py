@@ -89,3 +89,11 @@ def test_curate_command_on_the_shipped_crawl(tmp_path):
     pages = sum(1 for _ in (gzip.open(crawl, "rt") if crawl.suffix == ".gz" else open(crawl)))
     assert kept + rejected == pages and rejected > 100, s    # nothing vanishes: every page is kept or a reject
     assert cli("curate", tmp_path / "nope.jsonl", tmp_path / "o", ok=False).returncode == 2
+
+def test_info_and_run_refuse_names_that_are_not_presets():
+    "A ModelArgs attribute (a property, a method) is not a preset: one line listing the presets, exit 2, before any work."
+    for what in ("head_dim", "to_params_dict", "from_dict"):
+        r = cli("info", what, ok=False)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and "llama3_8b, llama3_70b" in r.stderr and "Traceback" not in r.stderr
+    r = cli("run", "--preset", "head_dim", "--out", "/nonexistent/never-written", ok=False)
+    assert r.returncode == 2 and "unknown preset 'head_dim'" in r.stderr and "Traceback" not in r.stderr
