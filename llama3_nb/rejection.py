@@ -51,10 +51,13 @@ def rs_stats(examples: Sequence, candidates: Sequence[Sequence[str]], picks: Seq
     return out
 
 # %% ../nbs/10_rejection_sampling.ipynb #32c1e9da
-def _verify(prompts: Sequence, cands: Sequence[Sequence[str]]) -> Tensor:
-    "Rewards (N, K) from the task checkers: 1.0 for a reply that passes, 0.0 for one that fails."
+def _check_verifiable(prompts: Sequence):
+    "A `ValueError` unless every prompt is a task example whose checker can grade a reply."
     if not all(isinstance(p, dict) and p.get("task") in CHECKERS and "answer" in p for p in prompts):
         raise ValueError("select='verifier' needs task examples with a 'task' that has a checker and an 'answer'")
+
+def _verify(prompts: Sequence, cands: Sequence[Sequence[str]]) -> Tensor:
+    "Rewards (N, K) from the task checkers: 1.0 for a reply that passes, 0.0 for one that fails."
     return torch.tensor([[float(grade(p, c)) for c in cs] for p, cs in zip(prompts, cands)])
 
 def rejection_sample(policy: Transformer, rm: RewardModel | None, tok: Tokenizer, prompts: Sequence, k: int, max_new_tokens: int = 24,
@@ -64,6 +67,7 @@ def rejection_sample(policy: Transformer, rm: RewardModel | None, tok: Tokenizer
     if not prompts: raise ValueError("no prompts to sample from")
     if select not in ("rm", "random", "verifier"): raise ValueError(f"select must be 'rm', 'verifier' or 'random', got {select!r}")
     if rm is None and select != "verifier": raise ValueError(f"select={select!r} needs a reward model")
+    if select == "verifier": _check_verifiable(prompts)                                       # before any sampling
     dialogs = [prompt_of(p) for p in prompts]
     cands = sample_replies(policy, tok, dialogs, k, max_new_tokens, temperature, seed)       # (N, K)
     if select == "verifier": r = _verify(prompts, cands); best = r.argmax(1).tolist()       # the first reply that passes

@@ -281,9 +281,11 @@ def best_of_k(model: RewardModel, tok: Tokenizer, prompts: Sequence[list[dict]],
 
 # %% ../nbs/08_reward_model.ipynb #af889764
 def paired_gain(a: Tensor, b: Tensor, z: float = 1.96) -> dict[str, float]:
-    "Mean of the per-item differences a - b (N,), its standard error and the `z` interval: a paired comparison."
-    d = (a.double() - b.double()).flatten(); n = d.numel()
+    "Mean of the per-item differences a - b (two (N,) tensors), its standard error and the `z` interval: a paired comparison."
+    if a.dim() != 1 or a.shape != b.shape: raise ValueError(f"a paired comparison needs two (N,) tensors, got {tuple(a.shape)} and {tuple(b.shape)}")
+    d, n = a.double() - b.double(), a.numel()
     if n < 2: raise ValueError(f"a paired comparison needs at least 2 items, got {n}")
+    if d.isnan().any(): raise ValueError("a paired comparison got NaN differences")
     mean, se = d.mean().item(), (d.std() / math.sqrt(n)).item()
     return dict(mean=mean, se=se, lo=mean - z * se, hi=mean + z * se, n=n)
 
