@@ -30,7 +30,7 @@ test: $(STAMP)
 # The notebooks whose lessons assert a training outcome, rerun under a second CPU kernel path: PyTorch picks its
 # kernels by instruction set (ATEN_CPU_CAPABILITY), and a lesson that holds only on one path is red on another
 # machine. The second path is avx2 where this CPU would use avx512, else the plain `default` kernels.
-TRAINING_NBS := 02c_quality|06b_pretraining|06c_pretraining_study|06d_scaling_laws|07_sft|08_reward_model|10_rejection_sampling|11_dpo|12_fp8|14_evaluation|15_pipeline
+TRAINING_NBS := 02c_quality|06b_pretraining|06c_pretraining_study|06d_scaling_laws|07b_sft|08_reward_model|10_rejection_sampling|11_dpo|12_fp8|14_evaluation|15_pipeline
 SECOND_PATH ?= $(shell $(BIN)/python -c "import torch; print('avx2' if torch.backends.cpu.get_cpu_capability().startswith('AVX512') else 'default')" 2>/dev/null || echo default)
 test-kernel-path: $(STAMP)
 	@echo "training notebooks under ATEN_CPU_CAPABILITY=$(SECOND_PATH)"

@@ -4,13 +4,16 @@
 
 # %% ../nbs/00_config.ipynb #663db0c1
 from __future__ import annotations
-import json, math, os, sys
+import hashlib, json, math, os, sys
 from dataclasses import dataclass, fields, asdict
 from pathlib import Path
+from collections.abc import Callable, Sequence
+
 
 # %% auto #0
 __all__ = ['PARAMS_REQUIRED', 'META_PARAMS_KEYS', 'BAD_INPUT', 'PRESETS', 'ModelArgs', 'FieldTypeError', 'check_fields',
-           'check_output_dir', 'one_line', 'bad_input', 'check_number', 'count_params', 'flops_per_token']
+           'check_output_dir', 'one_line', 'bad_input', 'check_number', 'is_heldout', 'read_records', 'write_jsonl',
+           'count_params', 'flops_per_token']
 
 # %% ../nbs/00_config.ipynb #1fb1ae2c
 @dataclass
@@ -132,6 +135,29 @@ def check_number(value: float, what: str, lo: float = 0.0, hi: float = math.inf,
     ok = math.isfinite(value) and (value > lo if lo_open else value >= lo) and value <= hi
     if not ok: raise ValueError(f"{what} must be a finite number in {'(' if lo_open else '['}{lo:g}, {hi:g}], got {value}")
     return value
+
+# %% ../nbs/00_config.ipynb #9e46c277
+def is_heldout(key: str) -> bool:
+    "The project's one train/held-out split: True for one key text in five, by a SHA-1 of its UTF-8 bytes."
+    return int(hashlib.sha1(key.encode("utf-8", "replace")).hexdigest()[:8], 16) % 5 == 0
+
+def read_records(path: str | Path, parse: Callable[[object, str], object], what: str = "records") -> list:
+    "`parse(record, 'path:line')` of every non-blank JSONL line; bad JSON, a failed check or an empty file name the place."
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip(): continue
+            try: rec = json.loads(line)
+            except json.JSONDecodeError as e: raise ValueError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+            out.append(parse(rec, f"{path}:{i}"))
+    if not out: raise ValueError(f"{path}: no {what}")
+    return out
+
+def write_jsonl(records: Sequence[dict], path: str | Path) -> Path:
+    "Write records as UTF-8 JSONL, one per line."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in records), encoding="utf-8")
+    return path
 
 # %% ../nbs/00_config.ipynb #fa39c5fc
 _LLAMA3 = dict(vocab_size=128256, norm_eps=1e-5, rope_theta=500000.0, use_scaled_rope=True, max_seq_len=131072)

@@ -13,9 +13,12 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 from .tokenizer import ChatFormat, Tokenizer
-from .pretraining import lr_at, make_optimizer, NonFiniteLoss, check_finite
-from .reward import sample_replies
-from .sft import grade, prompt_key, split_of, task_examples, check_messages, evaluate_tasks, read_jsonl, add_common_args
+from .config import read_records
+from .optim import OptimConfig, NonFiniteLoss, fit, num_threads
+from .generation import sample_replies
+from .paged import paged_generate
+from .tasks import grade, prompt_key, split_of, task_examples, check_messages, evaluate_tasks
+from .sft import add_common_args
 from .checkpoints import load_with_tokenizer, save_meta_checkpoint, save_hf_checkpoint, check_output_dir, check_device, BAD_INPUT, bad_input
 
 # %% auto #0
@@ -23,7 +26,6 @@ __all__ = ['make_pairs', 'check_pair', 'read_pairs_jsonl', 'encode_response', 'c
            'dpo_loss', 'DPOTrainConfig', 'pair_logps', 'dpo_step', 'dpo_train', 'dpo_main']
 
 # %% ../nbs/11_dpo.ipynb #55c13338
-@torch.no_grad()
 def _reply(text: str) -> list[dict]: return [{"role": "assistant", "content": text.strip()}]
 
 def make_pairs(examples: Sequence[dict], replies: Sequence[Sequence[str]]) -> tuple[list[dict], dict]:
@@ -62,7 +64,7 @@ def read_pairs_jsonl(path: str | Path) -> list[dict]:
             rec = {**rec, **({"prompt": [{"role": "user", "content": rec["prompt"]}]} if isinstance(rec.get("prompt"), str) else {}),
                    **{k: [{"role": "assistant", "content": rec[k]}] for k in ("chosen", "rejected") if isinstance(rec.get(k), str)}}
         check_pair(rec, where); return rec
-    return read_jsonl(path, parse, "pairs")
+    return read_records(path, parse, "pairs")
 
 # %% ../nbs/11_dpo.ipynb #3d821178
 def encode_response(cf: ChatFormat, prompt: Sequence[dict], reply: dict, mask_eot: bool = True) -> tuple[list[int], list[int]]:
@@ -107,30 +109,21 @@ def dpo_loss(policy_chosen_logps: Tensor, policy_rejected_logps: Tensor, ref_cho
 
 # %% ../nbs/11_dpo.ipynb #574bd148
 @dataclass
-class DPOTrainConfig:
-    "A DPO run: the loss (beta, NLL weight, masking), optimiser, schedule and batch size."
-    beta: float = 0.1             # DPO temperature (report, llama3-facts.md §6)
-    nll_weight: float = 0.2       # NLL on chosen replies (report: 0.2); 0 is plain DPO
-    mask_eot: bool = True         # mask <|eot_id|> in chosen and rejected (report); False scores it, as TRL does
+class DPOTrainConfig(OptimConfig):
+    "A DPO run: `OptimConfig`'s fields with DPO's defaults, the loss (beta, NLL weight, masking) and the batch size."
     lr: float = 1e-5              # peak LR (report, llama3-facts.md §6); also the best of 4 tried here (1e-5..3e-4)
     min_lr: float = 1e-6          # cosine floor reached at `steps`
     steps: int = 60               # optimizer steps
     warmup_steps: int = 5         # linear warm-up steps
+    beta: float = 0.1             # DPO temperature (report, llama3-facts.md §6)
+    nll_weight: float = 0.2       # NLL on chosen replies (report: 0.2); 0 is plain DPO
+    mask_eot: bool = True         # mask <|eot_id|> in chosen and rejected (report); False scores it, as TRL does
     batch_pairs: int = 16         # preference pairs per step (2x sequences)
-    weight_decay: float = 0.0     # AdamW decoupled decay on matrices
-    beta1: float = 0.9            # AdamW betas and eps, as in pretraining
-    beta2: float = 0.95
-    eps: float = 1e-8
-    grad_clip: float = 1.0        # max global grad norm (0: off)
-    seed: int = 0                 # order of pairs in each epoch
-    threads: int = 0              # torch CPU threads (0: torch's default)
-    device: str = "cpu"           # where the policy trains
-    progress: bool = True         # tqdm bar
 
     def __post_init__(self):
-        if self.steps < 1 or self.batch_pairs < 1: raise ValueError("steps and batch_pairs must be >= 1")
-        if not 0 <= self.warmup_steps <= self.steps: raise ValueError(f"need 0 <= warmup_steps <= steps, got {self.warmup_steps}")
-        if not (self.lr > 0 and self.beta > 0 and self.nll_weight >= 0): raise ValueError("need lr > 0, beta > 0, nll_weight >= 0")
+        super().__post_init__()
+        if self.batch_pairs < 1: raise ValueError(f"batch_pairs must be >= 1, got {self.batch_pairs}")
+        if not (self.beta > 0 and self.nll_weight >= 0): raise ValueError("need beta > 0 and nll_weight >= 0")
 
 # %% ../nbs/11_dpo.ipynb #b09ed768
 @torch.no_grad()
@@ -158,28 +151,16 @@ def dpo_step(policy, ref_lp: Tensor, cf: ChatFormat, batch: Sequence[dict], cfg:
 def dpo_train(policy, tok: Tokenizer, pairs: Sequence[dict], cfg: DPOTrainConfig, ref: Tensor | torch.nn.Module,
               log: Callable[[dict], None] | None = None) -> list[dict]:
     "Train `policy` in place with DPO (+ NLL on chosen) against a frozen reference (model or its (N, 2) log-probs)."
-    if cfg.threads: torch.set_num_threads(cfg.threads)
     if not pairs: raise ValueError("no preference pairs to train on")
-    cf, dev, rng, order, rows = ChatFormat(tok), torch.device(cfg.device), random.Random(cfg.seed), [], []
-    ref_lp = ref if isinstance(ref, Tensor) else pair_logps(ref.to(dev), tok, pairs, cfg.mask_eot)      # once, (N, 2)
+    cf, dev, rng, order = ChatFormat(tok), torch.device(cfg.device), random.Random(cfg.seed), []
+    with num_threads(cfg.threads): ref_lp = ref if isinstance(ref, Tensor) else pair_logps(ref.to(dev), tok, pairs, cfg.mask_eot)   # once, (N, 2)
     if ref_lp.shape != (len(pairs), 2): raise ValueError(f"reference log-probs must be ({len(pairs)}, 2), got {tuple(ref_lp.shape)}")
-    policy.to(dev).train(); opt = make_optimizer(policy, cfg)
-    bar = tqdm(range(cfg.steps), disable=not cfg.progress, desc="dpo", dynamic_ncols=True)
-    for step in bar:
-        lr = lr_at(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr)
-        for g in opt.param_groups: g["lr"] = lr
+    def step(_):
+        nonlocal order
         while len(order) < cfg.batch_pairs: order += rng.sample(range(len(pairs)), len(pairs))     # epochs, reshuffled
         idx, order = order[:cfg.batch_pairs], order[cfg.batch_pairs:]
-        loss, st = dpo_step(policy, ref_lp[idx], cf, [pairs[i] for i in idx], cfg)
-        if not torch.isfinite(loss): bar.close(); raise NonFiniteLoss(f"the DPO loss is {loss.item()} at step {step}; the weights were not updated")
-        opt.zero_grad(set_to_none=True); loss.backward()
-        gn = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip or float("inf"))
-        check_finite(loss.item(), gn, step=step, what="DPO loss"); opt.step(); check_finite(loss.item(), params=policy.parameters(), step=step)
-        rows.append(dict(step=step, loss=loss.item(), lr=lr, grad_norm=gn.item(), **{k: v.item() for k, v in st.items()}))
-        bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", acc=f"{rows[-1]['reward_acc']:.2f}")
-        if log: log(rows[-1])
-    policy.eval()
-    return rows
+        return dpo_step(policy, ref_lp[idx], cf, [pairs[i] for i in idx], cfg)
+    return fit(policy, step, cfg, "DPO loss", log=log, desc="dpo")
 
 # %% ../nbs/11_dpo.ipynb #f2d6cadb
 def _dpo_parser() -> argparse.ArgumentParser:
@@ -224,7 +205,7 @@ def dpo_main(argv: list[str] | None = None) -> int:
     model.float().to(cfg.device)
     if pairs is None:                                                   # on policy: K samples per training prompt, graded
         exs = task_examples(a.n_train, "train", a.seed)
-        pairs, stats = make_pairs(exs, sample_replies(model, tok, [e["messages"][:-1] for e in exs], a.k, seed=a.seed))
+        pairs, stats = make_pairs(exs, sample_replies(model, tok, [e["messages"][:-1] for e in exs], a.k, temperature=1.0, seed=a.seed, engine=paged_generate))
         if not pairs: print("llama3_nb dpo: no preference pairs (every sample was correct)", file=sys.stderr); return 2
     ref_lp, before = pair_logps(model, tok, pairs, cfg.mask_eot), evaluate_tasks(model, tok, held)
     out.mkdir(parents=True, exist_ok=True)

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from .tokenizer import ChatFormat, Tokenizer
-from .generation import generate, stops_of
+from .config import read_records
+from .generation import sample_replies
 from .paged import paged_generate
-from .sft import grade, make_example, prompt_key, task_examples, read_jsonl, TASKS
+from .tasks import grade, make_example, prompt_key, task_examples, TASKS
 from .checkpoints import load_with_tokenizer, check_device, BAD_INPUT, bad_input
 
 # %% auto #0
@@ -141,23 +142,18 @@ def read_benchmark_jsonl(path: str | Path, name: str | None = None) -> Benchmark
         if d["grader"] not in GRADERS: raise ValueError(f"{where}: unknown grader {d['grader']!r} (one of {', '.join(GRADERS)})")
         if not isinstance(d.get("system", ""), str): raise ValueError(f"{where}: 'system' must be a string")
         return make_example("jsonl", d["prompt"], d["answer"], d.get("system")) | dict(grader=d["grader"])
-    exs = read_jsonl(path, parse)
+    exs = read_records(path, parse, "examples")
     return Benchmark(name or Path(path).stem, exs, lambda e, r: GRADERS[e["grader"]](r, e["answer"]))
 
 # %% ../nbs/14_evaluation.ipynb #6213ec8e
 @torch.no_grad()
 def replies(model, tok: Tokenizer, examples: Sequence[dict], max_new_tokens: int = 32, n: int = 1, temperature: float = 0.0,
             batch: int = 64, seed: int = 0) -> list[list[str]]:
-    "n replies per example in the chat format: greedy `generate` (n=1, temperature 0) or sampled `paged_generate`."
-    cf, stops, out = ChatFormat(tok), stops_of(tok), []
-    for i in range(0, len(examples), batch):
-        msgs = [e["messages"][:-1] if e["messages"][-1]["role"] == "assistant" else e["messages"] for e in examples[i:i + batch]]
-        prompts = [cf.encode_dialog_prompt(m) for m in msgs]
-        g = (generate(model, prompts, max_new_tokens, stop_tokens=stops) if n == 1 and temperature == 0 else
-             paged_generate(model, prompts, max_new_tokens, n=n, temperature=temperature, stop_tokens=stops, seed=seed + i * n))
-        texts = [tok.decode([t for t in ts if t not in stops]) for ts in g.tokens]
-        out += [texts[j * n:(j + 1) * n] for j in range(len(prompts))]
-    return out
+    "n replies per example (its messages up to a final assistant reference): greedy, or sampled on the paged engine."
+    dialogs = [e["messages"][:-1] if e["messages"][-1]["role"] == "assistant" else e["messages"] for e in examples]
+    return sample_replies(model, tok, dialogs, n, max_new_tokens, temperature, seed, batch,
+                          engine=None if n == 1 and temperature == 0 else paged_generate)
+
 
 # %% ../nbs/14_evaluation.ipynb #0522212f
 def run_eval(model, tok: Tokenizer, benchmarks: Sequence[Benchmark], samples: int = 0, ks: Sequence[int] = (1, 5),

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_generation.ipynb #e4db3386
 from __future__ import annotations
-import time
+import itertools, time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 import torch
@@ -13,8 +13,8 @@ from .config import ModelArgs
 from .model import Transformer
 
 # %% auto #0
-__all__ = ['kv_cache_bytes', 'KVCache', 'sample', 'Generation', 'generate', 'stops_of', 'generate_text', 'chat_reply',
-           'bench_generation']
+__all__ = ['kv_cache_bytes', 'KVCache', 'sample', 'Generation', 'generate', 'stops_of', 'reply_text', 'generate_text',
+           'chat_reply', 'sample_replies', 'bench_generation']
 
 # %% ../nbs/04_generation.ipynb #5383e161
 def kv_cache_bytes(args: ModelArgs, batch: int = 1, seq_len: int = 1, dtype: torch.dtype = torch.bfloat16,
@@ -113,28 +113,50 @@ def stops_of(tokenizer) -> list[int]:
     "End-of-text plus the chat stop tokens: what HF's Llama 3.1 instruct config lists as `eos_token_id`."
     return sorted({tokenizer.eos_id, *tokenizer.stop_tokens})
 
+def reply_text(tokenizer, ids: Sequence[int]) -> str:
+    "The text of generated `ids`: the tokens before the first special token (a stop or any other), decoded."
+    special = set(tokenizer.special_tokens.values())
+    return tokenizer.decode(list(itertools.takewhile(lambda t: t not in special, ids)))
+
 def generate_text(model: Transformer, tokenizer, prompts: Sequence[str], max_new_tokens: int = 64, **kw) -> list[str]:
     "Generate continuations of text prompts (bos prepended); stops at end-of-text or a chat stop token."
     ids = [tokenizer.encode(p, bos=True, eos=False) for p in prompts]
-    stops = kw.pop("stop_tokens", stops_of(tokenizer))
-    res = generate(model, ids, max_new_tokens, stop_tokens=stops, **kw)
-    return [tokenizer.decode([t for t in toks if t not in stops]) for toks in res.tokens]
+    res = generate(model, ids, max_new_tokens, stop_tokens=kw.pop("stop_tokens", stops_of(tokenizer)), **kw)
+    return [reply_text(tokenizer, toks) for toks in res.tokens]
 
 def chat_reply(model: Transformer, tokenizer, dialog: Sequence[dict], max_new_tokens: int = 256,
                stream: Callable[[str], None] | None = None, **kw) -> str:
     "The assistant's reply to `dialog` in Llama 3's chat format; `stream` receives text pieces as they are decoded."
     from llama3_nb.tokenizer import ChatFormat
-    prompt, got, shown = ChatFormat(tokenizer).encode_dialog_prompt(dialog), [], 0
-    stops = stops_of(tokenizer)
+    prompt, got, shown, ended = ChatFormat(tokenizer).encode_dialog_prompt(dialog), [], 0, False
+    special = set(tokenizer.special_tokens.values())
     def on_token(_, t):
-        nonlocal shown
-        if t in stops: return
+        nonlocal shown, ended
+        ended = ended or t in special                                 # the reply's text ends at its first special token
+        if ended: return
         got.append(t); text = tokenizer.decode(got)
         if stream and not text.endswith("\ufffd"): stream(text[shown:]); shown = len(text)   # hold back split UTF-8
-    generate(model, [prompt], max_new_tokens, stop_tokens=stops, on_token=on_token, **kw)
+    generate(model, [prompt], max_new_tokens, stop_tokens=stops_of(tokenizer), on_token=on_token, **kw)
     text = tokenizer.decode(got)
     if stream and len(text) > shown: stream(text[shown:])             # whatever was held back at the end
     return text
+
+# %% ../nbs/04_generation.ipynb #0adaceab
+@torch.no_grad()
+def sample_replies(model: Transformer, tokenizer, dialogs: Sequence[Sequence[dict]], n: int = 1, max_new_tokens: int = 24,
+                   temperature: float = 0.0, seed: int = 0, batch: int | None = None,
+                   engine: Callable | None = None) -> list[list[str]]:
+    "`n` replies (greedy at temperature 0) to each chat dialog, `batch` dialogs per call (None: all); `engine`: see above."
+    from llama3_nb.tokenizer import ChatFormat
+    cf, stops, out, batch = ChatFormat(tokenizer), stops_of(tokenizer), [], batch or max(1, len(dialogs))
+    for i in range(0, len(dialogs), batch):
+        prompts = [cf.encode_dialog_prompt(d) for d in dialogs[i:i + batch]]
+        if engine is None: g = generate(model, [p for p in prompts for _ in range(n)], max_new_tokens, temperature,
+                                        stop_tokens=stops, seed=seed + i * n if temperature > 0 else None)
+        else: g = engine(model, prompts, max_new_tokens, n=n, temperature=temperature, stop_tokens=stops, seed=seed + i * n)
+        texts = [reply_text(tokenizer, ts) for ts in g.tokens]                      # row j*n + k: sample k of dialog j
+        out += [texts[j * n:(j + 1) * n] for j in range(len(prompts))]
+    return out
 
 # %% ../nbs/04_generation.ipynb #5fa03192
 def bench_generation(args: ModelArgs | None = None, new_tokens: int = 512, prompt_len: int = 16,

@@ -13,14 +13,17 @@ from .config import ModelArgs, PRESETS, count_params, flops_per_token
 from .model import Transformer, init_weights
 from .checkpoints import save_meta_checkpoint, save_hf_checkpoint, load_checkpoint
 from .tokenizer import default_tokenizer
-from .generation import generate, generate_text, chat_reply
+from .generation import generate, generate_text, chat_reply, sample_replies
+from .paged import paged_generate
 from .crawl import shipped_crawl_dir
 from .curate import curate_main
-from .pretraining import TrainConfig, train, open_source, evaluate
+from .pretraining_data import open_source
+from .pretraining import TrainConfig, train, evaluate
 from .pretraining_study import unigram_loss
 from .tokenizer import ChatFormat
-from .sft import SFTConfig, sft_train, task_examples, evaluate_tasks, encode_sft, sft_eval_loss, grade, prompt_key, TASKS
-from .reward import (RMConfig, sample_replies, preference_data, reward_model_from, train_reward_model,
+from .tasks import task_examples, evaluate_tasks, grade, prompt_key, TASKS
+from .sft import SFTConfig, sft_train, encode_sft, sft_eval_loss
+from .reward import (RMConfig, preference_data, reward_model_from, train_reward_model,
                               pairwise_accuracy, best_of_k, paired_gain)
 from .rejection import rejection_sample, rs_finetune
 from .dpo import DPOTrainConfig, make_pairs, pair_logps, dpo_train
@@ -156,8 +159,8 @@ def stage_reward(cfg: RunConfig, st: dict) -> dict:
     train_ex, K, nan = task_examples(50, "train", cfg.seed + 3), 8, float("nan")
     prompts = lambda exs: [e["messages"][:-1] for e in exs]
     by_key = lambda exs, ss: {prompt_key(e["messages"]): s for e, s in zip(exs, ss)}
-    cands = sample_replies(lm, tok, prompts(held), k=K, max_new_tokens=16, seed=cfg.seed + 1)            # (N, K) replies
-    recs = preference_data(train_ex, cfg.seed, by_key(train_ex, sample_replies(lm, tok, prompts(train_ex), 4, 16, seed=cfg.seed)))
+    cands = sample_replies(lm, tok, prompts(held), K, 16, 1.0, cfg.seed + 1, engine=paged_generate)            # (N, K) replies
+    recs = preference_data(train_ex, cfg.seed, by_key(train_ex, sample_replies(lm, tok, prompts(train_ex), 4, 16, 1.0, cfg.seed, engine=paged_generate)))
     held_recs = preference_data(held, cfg.seed + 1, by_key(held, cands))
     rm = reward_model_from(lm, cfg.seed); before = pairwise_accuracy(rm, tok, held_recs)
     rc = RMConfig(steps=cfg.rm_steps, warmup_steps=min(10, cfg.rm_steps // 10), seed=cfg.seed, threads=cfg.threads,
@@ -190,7 +193,7 @@ def stage_dpo(cfg: RunConfig, st: dict) -> dict:
     "DPO + NLL on preference pairs sampled from the RS model and graded by program; held-out accuracy before and after."
     tok, model, held = st["tokenizer"], st["model"], st["heldout_tasks"]
     prompts = task_examples(cfg.dpo_prompts, "train", cfg.seed + 2)
-    pairs, made = make_pairs(prompts, sample_replies(model, tok, [e["messages"][:-1] for e in prompts], k=4, seed=cfg.seed))
+    pairs, made = make_pairs(prompts, sample_replies(model, tok, [e["messages"][:-1] for e in prompts], 4, 24, 1.0, cfg.seed, engine=paged_generate))
     if not pairs: return {"pairs": 0, **made, "note": "every sampled reply was correct: nothing to prefer"}
     dc = DPOTrainConfig(steps=cfg.dpo_steps, warmup_steps=min(5, cfg.dpo_steps // 4), seed=cfg.seed, threads=cfg.threads,
                         device=cfg.device, progress=cfg.progress)

@@ -15,14 +15,15 @@ from torch import Tensor
 from tqdm import tqdm
 from .config import ModelArgs, check_fields
 from .model import Transformer, init_weights
-from .pretraining_data import *
+from .pretraining_data import (doc_ids, doc_mask, TokenStream, stdlib_texts, math_texts, ByteTokenizer,
+                                       make_tokenizer, source_texts, open_source)
+from .optim import lr_at, make_optimizer, NonFiniteLoss, weights_finite, check_finite
 from .checkpoints import BAD_INPUT, bad_input, check_device, check_number, check_output_dir
 
 # %% auto #0
-__all__ = ['TrainConfig', 'config_from_dict', 'load_config', 'lr_at', 'cfg_lr', 'stage_index', 'stage_at', 'NonFiniteLoss',
-           'weights_finite', 'check_finite', 'make_optimizer', 'train_step', 'rng_states', 'set_rng_states',
-           'save_checkpoint', 'load_checkpoint', 'build_model', 'evaluate', 'next_stage', 'train', 'plot_metrics',
-           'average_checkpoints', 'anneal_checkpoints', 'train_main']
+__all__ = ['TrainConfig', 'config_from_dict', 'load_config', 'cfg_lr', 'stage_index', 'stage_at', 'train_step', 'rng_states',
+           'set_rng_states', 'save_train_state', 'load_train_state', 'build_model', 'evaluate', 'next_stage', 'train',
+           'plot_metrics', 'average_checkpoints', 'anneal_checkpoints', 'train_main']
 
 # %% ../nbs/06b_pretraining.ipynb #b5643a3f
 @dataclass
@@ -116,19 +117,10 @@ def load_config(path: str | Path) -> TrainConfig:
     return config_from_dict(_config_dict(path))
 
 # %% ../nbs/06b_pretraining.ipynb #c7e49d0e
-def lr_at(step: int, peak: float, warmup: int, total: int, floor: float, anneal: int = 0) -> float:
-    "Learning rate at optimizer `step`: linear warm-up, cosine to `floor` at `total`, last `anneal` steps linear to 0."
-    def cosine(s):
-        if s < warmup: return peak * (s + 1) / warmup
-        p = min(1.0, (s - warmup) / max(1, total - warmup))
-        return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * p))
-    start = total - anneal
-    if anneal and step >= start: return cosine(start) * max(0.0, total - step) / anneal
-    return cosine(step)
-
 def cfg_lr(cfg: TrainConfig, step: int) -> float:
     "`lr_at` with a config's schedule."
     return lr_at(step, cfg.lr, cfg.warmup_steps, cfg.max_steps, cfg.min_lr, cfg.anneal_steps)
+
 
 # %% ../nbs/06b_pretraining.ipynb #0a188a22
 def stage_index(tokens_seen: int, stages: list) -> int:
@@ -140,27 +132,6 @@ def stage_at(tokens_seen: int, stages: list) -> tuple[int, int]:
     return tuple(stages[stage_index(tokens_seen, stages)][1:])
 
 # %% ../nbs/06b_pretraining.ipynb #ef666aac
-class NonFiniteLoss(FloatingPointError):
-    "Raised when the training loss, the gradient norm or the weights become NaN or inf."
-
-def weights_finite(params: Iterable[Tensor]) -> bool:
-    "Whether every floating tensor in `params` is finite (one `amax` per tensor, one sync)."
-    ps = [p.detach() for p in params if p.is_floating_point()]
-    return not ps or bool(torch.isfinite(torch.stack([p.abs().amax().float() for p in ps])).all())
-
-def check_finite(loss, grad_norm=None, params: Iterable[Tensor] | None = None, step: int = 0, what: str = "loss"):
-    "Raise `NonFiniteLoss` naming `step` if the loss, the gradient norm or (after an update) any weight is NaN or inf."
-    for name, v in ((what, loss), ("gradient norm", grad_norm)):
-        if v is not None and not math.isfinite(float(v)): raise NonFiniteLoss(f"the {name} is {float(v)} at step {step}")
-    if params is not None and not weights_finite(params): raise NonFiniteLoss(f"the weights are not finite after the update of step {step}")
-
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    "AdamW with weight decay on matrices (dim >= 2) and none on norm gains."
-    ps = [p for p in model.parameters() if p.requires_grad]
-    groups = [dict(params=[p for p in ps if p.dim() >= 2], weight_decay=cfg.weight_decay),
-              dict(params=[p for p in ps if p.dim() < 2], weight_decay=0.0)]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
-
 def train_step(model, opt, stream: TokenStream, cfg: TrainConfig, step: int, batch_tokens: int, T: int) -> dict:
     "One optimizer step over `batch_tokens` tokens in `grad_accum` micro-batches of length `T`; returns loss, lr, grad norm."
     lr = cfg_lr(cfg, step)
@@ -194,7 +165,7 @@ def set_rng_states(d: dict):
     n = d["numpy"]; np.random.set_state((n[0], n[1].numpy().astype(np.uint32), *n[2:]))
     if "cuda" in d and torch.cuda.is_available(): torch.cuda.set_rng_state_all(d["cuda"])
 
-def save_checkpoint(path: str | Path, **obj) -> Path:
+def save_train_state(path: str | Path, **obj) -> Path:
     "torch.save `obj` to `path` atomically: write a temporary file, fsync, then `os.replace`."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -202,8 +173,8 @@ def save_checkpoint(path: str | Path, **obj) -> Path:
     os.replace(tmp, path)
     return path
 
-def load_checkpoint(path: str | Path, device: str = "cpu") -> dict:
-    "Load a checkpoint written by `save_checkpoint` with `weights_only=True`; a damaged file is a `ValueError` naming it."
+def load_train_state(path: str | Path, device: str = "cpu") -> dict:
+    "Load a checkpoint written by `save_train_state` with `weights_only=True`; a damaged file is a `ValueError` naming it."
     if not Path(path).is_file(): raise FileNotFoundError(f"no checkpoint at {path}")
     try: return torch.load(path, map_location=device, weights_only=True)
     except Exception as e:                  # truncated zip, foreign pickle, ...: many types
@@ -245,7 +216,7 @@ def _evals(model, cfg, srcs, T) -> dict:
 def _resume(cfg, model, opt, srcs, ckpt, metrics) -> dict:
     "Restore a run from `ckpt` if it exists; drop metric rows past its step."
     if not ckpt.is_file(): metrics.write_text(""); return dict(step=0, tokens=0, stage=0, ref_short=None)
-    c = load_checkpoint(ckpt, cfg.device)
+    c = load_train_state(ckpt, cfg.device)
     try: model.load_state_dict(c["model"]); opt.load_state_dict(c["optimizer"]); set_rng_states(c["rng"])
     except (KeyError, RuntimeError, ValueError, TypeError) as e:
         raise ValueError(f"{ckpt} does not fit this run's model ({(str(e).splitlines() or [''])[0][:160]}); use --fresh or another out_dir") from None
@@ -306,15 +277,15 @@ def train(cfg: TrainConfig, model: Transformer | None = None, resume: bool = Tru
 def _last_good(ckpt: Path) -> str:
     "`ckpt` if it exists and its weights are finite, else why there is none."
     if not ckpt.exists(): return "none (none was written yet)"
-    try: ok = weights_finite(load_checkpoint(ckpt)["model"].values())
+    try: ok = weights_finite(load_train_state(ckpt)["model"].values())
     except (ValueError, KeyError): ok = False
     return str(ckpt) if ok else f"none ({ckpt} holds non-finite or unreadable weights)"
 
 def _checkpoint(cfg, model, opt, srcs, state, ckpt, src):
     if not weights_finite(model.parameters()): raise NonFiniteLoss(f"the weights are not finite at step {state['step']}")
-    save_checkpoint(ckpt, model=model.state_dict(), optimizer=opt.state_dict(), state=state, rng=rng_states(),
+    save_train_state(ckpt, model=model.state_dict(), optimizer=opt.state_dict(), state=state, rng=rng_states(),
                     data_pos={k: s.pos for k, s in srcs.items()}, config=json.dumps(asdict(cfg)))
-    if src == "anneal": save_checkpoint(ckpt.parent / f"anneal_{state['step']:07d}.pt", model=model.state_dict(), state=state)
+    if src == "anneal": save_train_state(ckpt.parent / f"anneal_{state['step']:07d}.pt", model=model.state_dict(), state=state)
     if cfg.progress: tqdm.write(f"checkpoint: step {state['step']} -> {ckpt}", file=sys.stdout); sys.stdout.flush()
 
 # %% ../nbs/06b_pretraining.ipynb #84260a99
@@ -337,7 +308,7 @@ def average_checkpoints(paths: Iterable[str | Path]) -> dict[str, Tensor]:
     "Uniform (Polyak) average of the `model` weights stored in checkpoint files."
     total, n, dtypes = {}, 0, {}
     for p in paths:
-        for k, v in load_checkpoint(p)["model"].items():
+        for k, v in load_train_state(p)["model"].items():
             total[k] = total.get(k, 0) + v.double(); dtypes[k] = v.dtype
         n += 1
     if not n: raise ValueError("no checkpoints to average")

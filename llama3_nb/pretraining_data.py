@@ -4,19 +4,15 @@
 
 # %% ../nbs/06a_pretraining_data.ipynb #850fc9a5
 from __future__ import annotations
-import hashlib, json, math, random
+import json, math, random
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
+from .config import is_heldout
+from .tokenizer import code_documents
 
-# ## 1 Documents, packing and the document mask
-#
-# The data is a stream of documents, each `<|begin_of_text|> … <|end_of_text|>`, concatenated and cut into
-# fixed-length rows. A row may hold several documents; each token belongs to the document opened by the last BOS
-# at or before it, and may attend only to earlier tokens of that same document. As a bool mask (True = may
-# attend), it is block-diagonal and causal, of shape (B, 1, T, T) — what SDPA takes as `attn_mask`.
 
 # %% auto #0
 __all__ = ['doc_ids', 'doc_mask', 'TokenStream', 'stdlib_texts', 'math_texts', 'ByteTokenizer', 'make_tokenizer', 'source_texts',
@@ -61,18 +57,14 @@ class TokenStream:
         return buf[:-1].view(B, T), buf[1:].view(B, T)
 
 # %% ../nbs/06a_pretraining_data.ipynb #99e1cdde
-def _heldout(name: str) -> bool: return int(hashlib.sha1(name.encode()).hexdigest()[:8], 16) % 5 == 0
-
 def stdlib_texts(split: str = "train", n_chars: int = 2_000_000, max_doc: int = 6000) -> Iterator[str]:
     "Prose and code documents from the standard library, alternating, train or held-out split; long files cut into docs."
     from pydoc_data.topics import topics
     prose = ((f"topics/{k}", topics[k]) for k in sorted(topics))
-    try: from llama3_nb.tokenizer import code_documents
-    except ImportError: code_documents = lambda: iter(())
     n = 0
     for name, text in _roundrobin(prose, code_documents()):
         if n >= n_chars: return
-        if _heldout(name) != (split == "heldout"): continue
+        if is_heldout(name) != (split == "heldout"): continue
         for piece in _pieces(text, max_doc): n += len(piece); yield piece
 
 def _pieces(text: str, max_doc: int) -> Iterator[str]:
@@ -99,7 +91,7 @@ def math_texts(split: str = "train", n_chars: int = 2_000_000, seed: int = 0) ->
         while len(lines) < 8:
             a, b = rng.randint(2, 99), rng.randint(2, 99); sym, word, f = rng.choice(ops)
             q = f"What is {a} {word} {b}?"
-            if _heldout(q) == (split == "heldout"): lines.append(f"{q} {a} {sym} {b} = {f(a, b)}. The answer is {f(a, b)}.")
+            if is_heldout(q) == (split == "heldout"): lines.append(f"{q} {a} {sym} {b} = {f(a, b)}. The answer is {f(a, b)}.")
         doc = "\n".join(lines) + "\n"; n += len(doc); yield doc
 
 # %% ../nbs/06a_pretraining_data.ipynb #6d929edc
@@ -137,7 +129,7 @@ def source_texts(spec: str, split: str, n_chars: int) -> Iterator[str]:
             try: r = json.loads(line)
             except json.JSONDecodeError as e: raise ValueError(f"{path}:{i}: not valid JSON ({e.msg})") from None
             if not isinstance(r, dict) or not isinstance(r.get("text"), str): raise ValueError(f"{path}:{i}: expected an object with a string 'text'")
-            if (not domain or r.get("domain") == domain) and _heldout(f"{r.get('url')}/{r.get('line')}") == (split == "heldout"):
+            if (not domain or r.get("domain") == domain) and is_heldout(f"{r.get('url')}/{r.get('line')}") == (split == "heldout"):
                 yield r["text"]
 
 def open_source(spec: str, split: str, tok, n_chars: int = 2_000_000, seed: int | None = 0) -> TokenStream:

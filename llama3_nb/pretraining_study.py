@@ -13,8 +13,9 @@ from .config import ModelArgs, count_params, flops_per_token
 from .model import Transformer, init_weights
 from .model_bench import matmul_flops, time_alternating, print_bench
 from .pretraining_data import TokenStream, math_texts, make_tokenizer, open_source
-from .pretraining import (TrainConfig, config_from_dict, make_optimizer, train_step, train, evaluate,
-                                   load_checkpoint, average_checkpoints, anneal_checkpoints)
+from .optim import make_optimizer
+from .pretraining import (TrainConfig, config_from_dict, train_step, train, evaluate,
+                                   load_train_state, average_checkpoints, anneal_checkpoints)
 
 # %% auto #0
 __all__ = ['STUDY_CONFIG', 'bench_pretraining', 'unigram_loss', 'answer_accuracy', 'pretraining_study']
@@ -95,12 +96,12 @@ def pretraining_study(out_dir: str | Path = "data_samples/pretraining", work_dir
     T = cfg.stages[-1][2]
     res = dict(config=asdict(cfg), branch_step=branch, params=count_params(cfg.model_args()), variants={})
     res["unigram_loss"] = {k: round(unigram_loss(open_source(k, "train", tok, cfg.data_chars).ids, s.ids, tok.n_words), 4) for k, s in held.items()}
-    res["at_branch"] = _measure(_load_weights(cfg, load_checkpoint(work / "base/ckpt/latest.pt")["model"]), tok, held, T)
+    res["at_branch"] = _measure(_load_weights(cfg, load_train_state(work / "base/ckpt/latest.pt")["model"]), tok, held, T)
     for name, kw in {"anneal_math_upsampled": {}, "anneal_default_data": dict(anneal_data=cfg.data),
                      "no_anneal_cosine": dict(anneal_steps=0)}.items():
         shutil.copytree(work / "base", work / name); c = config_from_dict({**asdict(cfg), **kw, "out_dir": str(work / name)})
         rows = train(c)
-        v = dict(final=_measure(_load_weights(c, load_checkpoint(work / name / "ckpt/latest.pt")["model"]), tok, held, T),
+        v = dict(final=_measure(_load_weights(c, load_train_state(work / name / "ckpt/latest.pt")["model"]), tok, held, T),
                  tokens=rows[-1]["tokens"], final_lr=rows[-1]["lr"])
         if ck := anneal_checkpoints(work / name):
             v["polyak_average"] = dict(n_checkpoints=len(ck), **_measure(_load_weights(c, average_checkpoints(ck)), tok, held, T))

@@ -11,10 +11,11 @@ import torch
 from torch import Tensor
 from .model import Transformer
 from .tokenizer import Tokenizer
-from .generation import generate
+from .generation import generate, sample_replies
 from .paged import paged_generate
-from .sft import CHECKERS, SFTConfig, grade, sft_train
-from .reward import RewardModel, best_of_k, sample_replies
+from .tasks import CHECKERS, grade
+from .sft import SFTConfig, sft_train
+from .reward import RewardModel, best_of_k
 
 # %% auto #0
 __all__ = ['prompt_of', 'RSResult', 'rs_stats', 'rejection_sample', 'rs_finetune', 'bench_rejection']
@@ -69,7 +70,7 @@ def rejection_sample(policy: Transformer, rm: RewardModel | None, tok: Tokenizer
     if rm is None and select != "verifier": raise ValueError(f"select={select!r} needs a reward model")
     if select == "verifier": _check_verifiable(prompts)                                       # before any sampling
     dialogs = [prompt_of(p) for p in prompts]
-    cands = sample_replies(policy, tok, dialogs, k, max_new_tokens, temperature, seed)       # (N, K)
+    cands = sample_replies(policy, tok, dialogs, k, max_new_tokens, temperature, seed, engine=paged_generate)   # (N, K)
     if select == "verifier": r = _verify(prompts, cands); best = r.argmax(1).tolist()       # the first reply that passes
     else: best, r = best_of_k(rm, tok, dialogs, cands)                                      # (N,), (N, K)
     if select == "verifier" and min_reward is None: min_reward = 1.0                          # a failed reply is never kept

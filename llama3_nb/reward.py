@@ -16,18 +16,19 @@ from tqdm import tqdm
 from .config import ModelArgs
 from .model import Transformer
 from .tokenizer import ChatFormat, Tokenizer
-from .pretraining import lr_at, make_optimizer, NonFiniteLoss, check_finite
-from .generation import stops_of
-from .paged import paged_generate
+from .optim import OptimConfig, NonFiniteLoss, fit
+from .generation import sample_replies
 from .checkpoints import load_checkpoint, load_with_tokenizer, save_meta_checkpoint, save_hf_checkpoint, check_output_dir, check_device, BAD_INPUT, bad_input
-from .sft import grade, prompt_key, split_of, task_examples, check_messages, read_jsonl, add_common_args
+from .config import read_records
+from .tasks import grade, prompt_key, split_of, task_examples, check_messages
+from .sft import add_common_args
 
 # %% auto #0
 __all__ = ['SLOPPY', 'CORRUPT', 'RANKED', 'PAIRS', 'preference_record', 'preference_data', 'normalize_preference',
            'read_preference_jsonl', 'RewardModel', 'reward_model_from', 'lm_of', 'response_ids', 'pack_responses',
            'response_mask', 'collate_rows', 'encode_rows', 'rewards_of', 'score_packed', 'score', 'bt_loss',
-           'ranking_loss', 'RMConfig', 'pairwise_accuracy', 'train_reward_model', 'sample_replies', 'best_of_k',
-           'paired_gain', 'save_reward_model', 'load_reward_model', 'reward_main']
+           'ranking_loss', 'RMConfig', 'pairwise_accuracy', 'train_reward_model', 'best_of_k', 'paired_gain',
+           'save_reward_model', 'load_reward_model', 'reward_main']
 
 # %% ../nbs/08_reward_model.ipynb #fe60fa0f
 def _ints(s: str) -> list[int]: return [int(x) for x in re.findall(r"\d+", s)]
@@ -88,7 +89,7 @@ def normalize_preference(ex, where: str = "record") -> dict:
 
 def read_preference_jsonl(path: str | Path) -> list[dict]:
     "Read preference JSONL (any form `normalize_preference` takes), checking every line."
-    return read_jsonl(path, normalize_preference, "records")
+    return read_records(path, normalize_preference, "records")
 
 # %% ../nbs/08_reward_model.ipynb #f3b1c6ea
 class RewardModel(Transformer):
@@ -196,28 +197,17 @@ def ranking_loss(rewards: Tensor, present: Tensor) -> Tensor:
 
 # %% ../nbs/08_reward_model.ipynb #36248474
 @dataclass
-class RMConfig:
-    "A reward-model run: optimiser, schedule and batch shape."
+class RMConfig(OptimConfig):
+    "A reward-model run: `OptimConfig`'s fields with the reward model's defaults, and the batch size."
     lr: float = 1e-3             # peak LR for a ~1M-parameter model (the report does not give the RM's)
     min_lr: float = 1e-4         # cosine floor reached at `steps`
     steps: int = 300             # optimizer steps
     warmup_steps: int = 10       # linear warm-up steps
     batch_size: int = 16         # records per step, each one packed row of its 2-3 responses
-    weight_decay: float = 0.0    # AdamW decoupled decay on matrices
-    beta1: float = 0.9           # AdamW betas and eps, as in pretraining
-    beta2: float = 0.95
-    eps: float = 1e-8
-    grad_clip: float = 1.0       # max global grad norm (0: off)
-    seed: int = 0                # order of records in each epoch
-    threads: int = 0             # torch CPU threads (0: torch's default)
-    device: str = "cpu"          # where the model trains
-    eval_every: int = 0          # steps between held-out accuracy evaluations (0: only at the end)
-    progress: bool = True        # tqdm bar
 
     def __post_init__(self):
-        if self.steps < 1 or self.batch_size < 1: raise ValueError("steps and batch_size must be >= 1")
-        if not 0 <= self.warmup_steps <= self.steps: raise ValueError(f"need 0 <= warmup_steps <= steps, got {self.warmup_steps}")
-        if not self.lr > 0: raise ValueError(f"lr must be > 0, got {self.lr}")
+        super().__post_init__()
+        if self.batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 
 # %% ../nbs/08_reward_model.ipynb #b76043e0
 def _ranked(records: Sequence[dict]) -> tuple[list, list]:
@@ -238,40 +228,17 @@ def pairwise_accuracy(model: RewardModel, tok: Tokenizer, records: Sequence[dict
 def train_reward_model(model: RewardModel, tok: Tokenizer, records: Sequence[dict], cfg: RMConfig, heldout: Sequence[dict] = (),
                        log: Callable[[dict], None] | None = None) -> list[dict]:
     "Train `model` in place on ranked records, one packed row per record; returns per-step metrics."
-    if cfg.threads: torch.set_num_threads(cfg.threads)
-    rows, rng, dev, out = encode_rows(ChatFormat(tok), *_ranked(records)), random.Random(cfg.seed), torch.device(cfg.device), []
-    model.to(dev).train(); opt, order = make_optimizer(model, cfg), []
-    bar = tqdm(range(cfg.steps), disable=not cfg.progress, desc="reward", dynamic_ncols=True)
-    for step in bar:
-        lr = lr_at(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr)
-        for g in opt.param_groups: g["lr"] = lr
+    rows, rng, dev, order = encode_rows(ChatFormat(tok), *_ranked(records)), random.Random(cfg.seed), torch.device(cfg.device), []
+    def step(_):
+        nonlocal order
         if len(order) < cfg.batch_size: order += rng.sample(range(len(rows)), len(rows))     # a fresh shuffled epoch
         idx, order = order[:cfg.batch_size], order[cfg.batch_size:]
         r, present = rewards_of(model, [rows[i] for i in idx], tok.eos_id)                    # (B, 3) twice
-        loss = ranking_loss(r, present)
-        if not torch.isfinite(loss): bar.close(); raise NonFiniteLoss(f"the reward-model loss is {loss.item()} at step {step}; the weights were not updated")
-        opt.zero_grad(set_to_none=True); loss.backward()
-        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
-        check_finite(loss.item(), gn, step=step, what="reward-model loss"); opt.step(); check_finite(loss.item(), params=model.parameters(), step=step)
-        row = dict(step=step, loss=loss.item(), lr=lr, grad_norm=gn.item(), chosen_gt_rejected=(r[:, 1] > r[:, 2]).float().mean().item())
-        if heldout and (step + 1 == cfg.steps or cfg.eval_every and (step + 1) % cfg.eval_every == 0):
-            model.eval(); row["heldout_accuracy"] = {k: v.get("all") for k, v in pairwise_accuracy(model, tok, heldout).items()}; model.train()
-        out.append(row); bar.set_postfix(loss=f"{row['loss']:.3f}")
-        if log: log(row)
-    model.eval()
-    return out
+        return ranking_loss(r, present), dict(chosen_gt_rejected=(r[:, 1] > r[:, 2]).float().mean().item())
+    evaluate = (lambda: dict(heldout_accuracy={k: v.get("all") for k, v in pairwise_accuracy(model, tok, heldout).items()})) if heldout else None
+    return fit(model, step, cfg, "reward-model loss", evaluate, log, desc="reward")
 
 # %% ../nbs/08_reward_model.ipynb #a96dab1b
-def sample_replies(model: Transformer, tok: Tokenizer, prompts: Sequence[list[dict]], k: int, max_new_tokens: int = 24,
-                   temperature: float = 1.0, seed: int = 0) -> list[list[str]]:
-    "K sampled replies for each prompt, on the paged engine; a reply ends at its first special token (stop or not)."
-    cf, stops, first_special = ChatFormat(tok), stops_of(tok), min(tok.special_tokens.values())
-    g = paged_generate(model, [cf.encode_dialog_prompt(p) for p in prompts], max_new_tokens, n=k, temperature=temperature,
-                       seed=seed, stop_tokens=stops)
-    cut = lambda ts: next((i for i, t in enumerate(ts) if t >= first_special), len(ts))   # no special-token names in text
-    text = [tok.decode(ts[:cut(ts)]) for ts in g.tokens]
-    return [text[i * k:(i + 1) * k] for i in range(len(prompts))]
-
 @torch.no_grad()
 def best_of_k(model: RewardModel, tok: Tokenizer, prompts: Sequence[list[dict]], candidates: Sequence[Sequence[str]],
               batch: int = 32) -> tuple[list[int], Tensor]:

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 from .config import ModelArgs, count_params, flops_per_token, BAD_INPUT, bad_input
-from .pretraining import (TrainConfig, ByteTokenizer, build_model, train, math_texts, stdlib_texts)
+from .pretraining_data import ByteTokenizer, math_texts, stdlib_texts
+from .pretraining import TrainConfig, build_model, train
 from .pretraining_study import answer_accuracy
 
 # %% auto #0

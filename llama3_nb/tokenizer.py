@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Literal
 import regex, tiktoken
 from fastcore.basics import patch
+from .config import is_heldout
+
 
 # %% auto #0
 __all__ = ['PAT_STR', 'TIKTOKEN_MAX_ENCODE_CHARS', 'MAX_NO_WHITESPACES_CHARS', 'ROLES', 'pretokenize', 'char_class',
@@ -71,8 +73,6 @@ def pretokenize_py(text:str) -> list[str]:
     return out
 
 # %% ../nbs/01_tokenizer.ipynb #179508e6
-def _heldout(text:str) -> bool: return int(hashlib.sha1(text.encode("utf-8", "replace")).hexdigest()[:8], 16) % 5 == 0
-
 def prose_documents() -> Iterator[tuple[str, str]]:
     "(name, text) of English prose: pydoc's topic pages, then Debian's licence texts if the machine has them."
     from pydoc_data.topics import topics
@@ -91,7 +91,7 @@ def code_documents() -> Iterator[tuple[str, str]]:
 # %% ../nbs/01_tokenizer.ipynb #d3b93f07
 def _in_split(docs:Iterable[tuple[str, str]], split:str) -> Iterator[str]:
     for name, text in docs:
-        if (split == "heldout") == (_heldout(text) and not name.startswith("licenses/")): yield text
+        if (split == "heldout") == (is_heldout(text) and not name.startswith("licenses/")): yield text
 
 def corpus_text(split:Literal["train", "heldout"]="train", # which side of the document split
                 n_chars:int=1_000_000, # length of the text returned (or less, if the split runs out)

@@ -9,7 +9,7 @@ from llama3_nb.tokenizer import Tokenizer
 from llama3_nb.sft import read_sft_jsonl
 from llama3_nb.reward import read_preference_jsonl
 from llama3_nb.dpo import read_pairs_jsonl
-from llama3_nb.pretraining import load_config, load_checkpoint as load_train_state
+from llama3_nb.pretraining import load_config, load_train_state
 
 CLEAN = (ValueError, OSError)
 JSONISH = st.one_of(st.binary(max_size=300),

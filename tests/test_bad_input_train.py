@@ -2,7 +2,7 @@
 import json
 import pytest, torch
 from llama3_nb.cli import main
-from llama3_nb.pretraining import load_checkpoint
+from llama3_nb.pretraining import load_train_state
 
 BASE = 'max_steps = 4\nwarmup_steps = 0\ndata_chars = 30000\nckpt_every = 2\nprogress = false\nstages = [[0, 128, 32]]\n[model]\nvocab_size = 258\n'
 
@@ -60,7 +60,7 @@ def test_divergence_leaves_only_finite_checkpoints(cfg, tmp_path, capsys):
     rc, err = run(capsys, cfg, "--out-dir", tmp_path / "o", "--set", "lr=1e6", "--set", "max_steps=30", "--set", "ckpt_every=1")
     assert rc == 3 and "the last good checkpoint is" in err[-1], err
     for f in (tmp_path / "o/ckpt").glob("*.pt"):
-        assert all(torch.isfinite(v).all() for v in load_checkpoint(f)["model"].values()), f
+        assert all(torch.isfinite(v).all() for v in load_train_state(f)["model"].values()), f
 
 def test_fresh_removes_the_last_runs_anneal_checkpoints(cfg, tmp_path, capsys):
     assert run(capsys, cfg, "--out-dir", tmp_path / "o", "--set", "anneal_steps=2")[0] == 0

@@ -5,7 +5,8 @@ import torch
 from hypothesis import given, settings, strategies as st
 from llama3_nb.dpo import (DPOTrainConfig, chosen_nll, collate_pairs, dpo_loss, dpo_main, dpo_train, make_pairs,
                            pair_logps, read_pairs_jsonl)
-from llama3_nb.sft import split_of, task_examples, write_jsonl
+from llama3_nb.tasks import split_of, task_examples
+from llama3_nb.config import write_jsonl
 from llama3_nb.tokenizer import ChatFormat, default_tokenizer
 from llama3_nb.config import ModelArgs
 from llama3_nb.model import Transformer, init_weights

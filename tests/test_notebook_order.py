@@ -3,8 +3,8 @@ import json, re
 from pathlib import Path
 
 NBS = Path(__file__).parent.parent / "nbs"
-# The one known exception, to be removed when the reply sampler moves below 08 (issue 12: one reply sampler).
-KNOWN = {("08_reward_model", "paged")}
+# No known exceptions: the reply sampler lives in 04_generation, so 08 no longer needs the paged engine of 09.
+KNOWN: set[tuple[str, str]] = set()
 
 def _notebooks() -> list[Path]: return sorted(NBS.glob("[0-9]*.ipynb"))
 

@@ -3,7 +3,7 @@ import json, re, subprocess, sys
 import pytest, torch
 from llama3_nb.config import ModelArgs
 from llama3_nb.model import Transformer, init_weights
-from llama3_nb.pretraining import NonFiniteLoss, TrainConfig, train, load_checkpoint
+from llama3_nb.pretraining import NonFiniteLoss, TrainConfig, train, load_train_state
 
 class Poisoned(Transformer):
     "Returns NaN logits from the `bad_from`-th forward call on."
@@ -22,7 +22,7 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, value):
     torch.manual_seed(0)
     m = init_weights(Poisoned(ModelArgs.tiny(vocab_size=258), bad_from=8, value=value))
     with pytest.raises(NonFiniteLoss, match=r"at step 7\b.*last good checkpoint is .*latest\.pt"): train(_cfg(tmp_path), model=m)
-    c = load_checkpoint(tmp_path / "ckpt/latest.pt")
+    c = load_train_state(tmp_path / "ckpt/latest.pt")
     assert c["state"]["step"] == 6                                   # written after step 5; step 7's state never saved
     assert all(torch.isfinite(v).all() for v in c["model"].values())
     rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -42,5 +42,5 @@ def test_cli_exit_status_and_message_on_divergence(tmp_path):
     assert r.returncode == 3, r.stderr[-2000:]
     assert re.search(r"the (loss|gradient norm) is (nan|inf) at step|the weights are not finite", r.stderr), r.stderr
     assert (tmp_path / "o/ckpt/latest.pt").is_file() and "the last good checkpoint is" in r.stderr
-    c = load_checkpoint(tmp_path / "o/ckpt/latest.pt")                # the guard checks grads and weights, not only the loss
+    c = load_train_state(tmp_path / "o/ckpt/latest.pt")                # the guard checks grads and weights, not only the loss
     assert all(torch.isfinite(v).all() for v in c["model"].values())

@@ -4,7 +4,8 @@ import torch
 from llama3_nb.config import ModelArgs
 from llama3_nb.model import Transformer, init_weights
 from llama3_nb.tokenizer import default_tokenizer
-from llama3_nb.sft import SFTConfig, task_examples
+from llama3_nb.sft import SFTConfig
+from llama3_nb.tasks import task_examples
 from llama3_nb.reward import reward_model_from, score
 from llama3_nb.rejection import bench_rejection, prompt_of, rejection_sample, rs_finetune
 

@@ -4,16 +4,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st, HealthCheck
-from llama3_nb.sft import TASKS
+from llama3_nb.tasks import TASKS
 from llama3_nb.config import ModelArgs
 from llama3_nb.model import Transformer, init_weights
 from llama3_nb.paged import paged_generate
 from llama3_nb.generation import stops_of
 from llama3_nb.tokenizer import ChatFormat, default_tokenizer
 from llama3_nb.checkpoints import save_meta_checkpoint, save_hf_checkpoint
-from llama3_nb.sft import task_examples
+from llama3_nb.tasks import task_examples
 from llama3_nb.reward import (bt_loss, ranking_loss, read_preference_jsonl, reward_model_from, score_packed, response_ids,
-                              preference_data, reward_main, load_reward_model, score, sample_replies)
+                              preference_data, reward_main, load_reward_model, score)
+from llama3_nb.generation import sample_replies
 
 @pytest.fixture(scope="module")
 def tok(): return default_tokenizer(2048)
@@ -85,7 +86,7 @@ def test_ranking_loss_pairs():
     assert torch.allclose(ranking_loss(r, present), want)
 
 def test_generated_records_split():
-    from llama3_nb.sft import grade
+    from llama3_nb.tasks import grade
     ex = task_examples(5, "train")
     for e, r in zip(ex, preference_data(ex)):
         assert grade(e, r["chosen"]) and not grade(e, r["rejected"]) and ("edited" not in r or grade(e, r["edited"]))
@@ -127,7 +128,8 @@ def test_sampled_replies_stop_at_the_first_special_token(tok):
     "An untrained model samples reserved special tokens; a reply ends there, so no special-token name enters the text."
     torch.manual_seed(0)
     model = init_weights(Transformer(ModelArgs.tiny(vocab_size=tok.n_words))).eval()
-    got = sample_replies(model, tok, [[{"role": "user", "content": "Is 7 even or odd?"}]] * 4, k=4, max_new_tokens=24, seed=0)
+    got = sample_replies(model, tok, [[{"role": "user", "content": "Is 7 even or odd?"}]] * 4, n=4, max_new_tokens=24, temperature=1.0, seed=0,
+                         engine=paged_generate)
     names = list(tok.special_tokens)
     assert len(got) == 4 and all(len(rs) == 4 for rs in got)
     assert not any(n in r for rs in got for r in rs for n in names)

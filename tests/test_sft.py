@@ -3,8 +3,9 @@ import json
 import pytest
 import torch
 from hypothesis import given, settings, HealthCheck, strategies as st
-from llama3_nb.sft import (IGNORE, TASKS, SFTConfig, encode_sft, pack, prompt_key, read_sft_jsonl, sft_main, sft_train, split_of,
-                           task_examples, write_jsonl)
+from llama3_nb.sft import IGNORE, SFTConfig, encode_sft, pack_rows, read_sft_jsonl, sft_main, sft_train
+from llama3_nb.tasks import TASKS, prompt_key, split_of, task_examples
+from llama3_nb.config import write_jsonl
 from llama3_nb.tokenizer import ChatFormat, default_tokenizer
 from llama3_nb.config import ModelArgs
 from llama3_nb.model import Transformer, init_weights
@@ -45,7 +46,7 @@ def test_splits_never_overlap():
 def test_pack_keeps_every_token(tok):
     cf = ChatFormat(tok)
     enc = [encode_sft(cf, e["messages"]) for e in task_examples(20, "train")]
-    x, y = pack(enc, 96, tok.eos_id)
+    x, y = pack_rows(enc, 96, tok.eos_id)
     assert int((x == tok.bos_id).sum()) == len(enc)
     assert int((y != IGNORE).sum()) == sum(sum(v != IGNORE for v in l) for _, l in enc)
 
