@@ -99,7 +99,7 @@ class TransformerBlock(nn.Module):
 
 # %% ../nbs/03_model.ipynb #da99bcc1
 class Transformer(nn.Module):
-    "The Llama 3 decoder: `model(tokens)` → logits (B, T, V) in fp32."
+    "The Llama 3 decoder: `model(tokens)` → logits (B, T, V) in fp32; `model.hidden(tokens)` → the states `output` reads."
     def __init__(self, args: ModelArgs):
         super().__init__()
         self.params = args
@@ -116,19 +116,29 @@ class Transformer(nn.Module):
         if key not in self._rope: self._rope[key] = precompute_rope(self.params, device=device)
         return self._rope[key]
 
-    def forward(self, tokens: Tensor, start_pos: int | Tensor = 0, cache=None, mask: Tensor | None = None) -> Tensor:
-        B, T = tokens.shape                                                   # tokens: (B, T)
-        pos = torch.arange(T, device=tokens.device)                           # (T,)
-        pos = start_pos.to(tokens.device)[:, None] + pos if isinstance(start_pos, Tensor) else start_pos + pos   # (B, T) | (T,)
-        if int(pos.max()) >= self.params.max_seq_len or int(pos.min()) < 0:
-            raise ValueError(f"positions up to {int(pos.max())} exceed max_seq_len={self.params.max_seq_len}")
+    def forward(self, tokens: Tensor, start_pos: int | Tensor = 0, cache=None, mask: Tensor | None = None,
+                pos: Tensor | None = None) -> Tensor:
+        h = self.hidden(tokens, start_pos, cache, mask, pos)                  # (B, T, D)
+        return self.output(h).float() if self.output is not None else h     # (B, T, V); a stage without a head: h
+
+    def hidden(self, tokens: Tensor, start_pos: int | Tensor = 0, cache=None, mask: Tensor | None = None,
+               pos: Tensor | None = None) -> Tensor:
+        "Hidden states (B, T, D) after the final norm; `pos` ([B,] T) replaces the positions start_pos + 0..T-1."
+        T = tokens.shape[1]                                                   # tokens: (B, T), or states (B, T, D) in a later stage
+        if pos is None:
+            pos = torch.arange(T, device=tokens.device)                       # (T,)
+            pos = start_pos.to(tokens.device)[:, None] + pos if isinstance(start_pos, Tensor) else start_pos + pos   # (B, T) | (T,)
+        if int(pos.max()) >= self.params.max_seq_len:
+            raise ValueError(f"position {int(pos.max())} exceeds max_seq_len={self.params.max_seq_len}")
+        if int(pos.min()) < 0: raise ValueError(f"negative position {int(pos.min())}")
         freqs_cis = self.rope(tokens.device)[pos]                             # ([B,] T, Dh/2) complex
         if cache is not None and mask is None and (T > 1 or pos.dim() == 2):  # causal over cached prefix + new tokens
             mask = torch.arange(int(pos.max()) + 1, device=tokens.device) <= pos[..., None]   # ([B,] T, S)
             if mask.dim() == 3: mask = mask[:, None]                          # (B, 1, T, S)
-        h = self.tok_embeddings(tokens)                                       # (B, T, D)
+        h = self.tok_embeddings(tokens) if self.tok_embeddings is not None else tokens   # (B, T, D)
         for layer in self.layers: h = layer(h, freqs_cis, mask, cache, start_pos)
-        return self.output(self.norm(h)).float()                              # (B, T, V)
+        return self.norm(h) if self.norm is not None else h                   # (B, T, D)
+
 
 # %% ../nbs/03_model.ipynb #a10f5b24
 @torch.no_grad()

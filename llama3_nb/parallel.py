@@ -12,13 +12,13 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn, Tensor
 from .config import ModelArgs, flops_per_token
-from .model import Transformer, init_weights, apply_rotary_emb, precompute_rope
+from .model import Transformer, init_weights
 
 # %% auto #0
 __all__ = ['MESH_DIMS', 'H100_BF16_DENSE', 'TABLE4', 'rank_coords', 'coords_rank', 'groups', 'mesh_groups_torch', 'run_world',
            'table4_derived', 'tiny_setup', 'build', 'lm_loss', 'max_diff', 'train_steps', 'reference', 'dp_worker',
-           'tp_plan', 'apply_tp', 'comm_counts', 'tp_worker', 'cp_positions', 'causal_pairs', 'gather_seq',
-           'cp_attention', 'cp_forward', 'cp_worker', 'PipeStage', 'pp_worker', 'gpipe_bubble']
+           'tp_plan', 'apply_tp', 'comm_counts', 'tp_worker', 'cp_positions', 'causal_pairs', 'gather_seq', 'GatherKV',
+           'cp_forward', 'cp_worker', 'PipeStage', 'pp_worker', 'gpipe_bubble']
 
 # %% ../nbs/13_parallelism.ipynb #40fb8478
 MESH_DIMS = ("tp", "cp", "pp", "dp")    # innermost → outermost, as in §3.3.2
@@ -235,45 +235,36 @@ def causal_pairs(pos: Tensor) -> int:
 
 # %% ../nbs/13_parallelism.ipynb #3d1c6854
 class _GatherSeq(torch.autograd.Function):
-    "All-gather along dim 1 (sequence); backward: sum over ranks, keep this rank's slice (a reduce-scatter)."
+    "All-gather along the sequence dim; backward: sum over ranks, keep this rank's slice (a reduce-scatter)."
     @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
+    def forward(ctx, x: Tensor, dim: int) -> Tensor:
         parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-        dist.all_gather(parts, x.contiguous()); ctx.n = x.shape[1]
-        return torch.cat(parts, 1)
+        dist.all_gather(parts, x.contiguous()); ctx.n, ctx.dim = x.shape[dim], dim
+        return torch.cat(parts, dim)
 
     @staticmethod
-    def backward(ctx, g: Tensor) -> Tensor:
+    def backward(ctx, g: Tensor) -> tuple[Tensor, None]:
         g = g.contiguous(); dist.all_reduce(g)
-        return g.narrow(1, dist.get_rank() * ctx.n, ctx.n)
+        return g.narrow(ctx.dim, dist.get_rank() * ctx.n, ctx.n), None
 
-def gather_seq(x: Tensor) -> Tensor:
-    "All-gather `x` (B, T_local, ...) along the sequence from every rank, with a gradient."
-    return _GatherSeq.apply(x)
+def gather_seq(x: Tensor, dim: int = 1) -> Tensor:
+    "All-gather `x` along its sequence dim `dim` (T_local → T_local·world) from every rank, with a gradient."
+    return _GatherSeq.apply(x, dim)
+
 
 # %% ../nbs/13_parallelism.ipynb #11364d60
-def cp_attention(attn: nn.Module, x: Tensor, freqs_cis: Tensor, pos: Tensor, doc: Tensor | None = None) -> Tensor:
-    "GQA attention of local queries against all-gathered K/V; mask by global positions (and document ids)."
-    B, T, _ = x.shape                                                                    # x: (B, T, D) local tokens
-    q = apply_rotary_emb(attn.wq(x).view(B, T, attn.n_heads, attn.head_dim), freqs_cis)    # (B, T, H, Dh)
-    k = apply_rotary_emb(attn.wk(x).view(B, T, attn.n_kv_heads, attn.head_dim), freqs_cis) # (B, T, KV, Dh)
-    v = attn.wv(x).view(B, T, attn.n_kv_heads, attn.head_dim)
-    k, v = gather_seq(k), gather_seq(v)                                                  # (B, S, KV, Dh), S = T·cp
-    pos_k = gather_seq(pos[None])[0]                                                     # (S,) global key positions
-    mask = (pos[:, None] >= pos_k[None, :])[None, None]                                  # (1, 1, T, S)
-    if doc is not None: mask = mask & (doc[:, :, None] == gather_seq(doc)[:, None, :])[:, None]           # same document
-    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                         attn_mask=mask, enable_gqa=True)               # (B, H, T, Dh)
-    return attn.wo(out.transpose(1, 2).reshape(B, T, -1))                                # (B, T, D)
+class GatherKV:
+    "The attention's cache hook under CP: this rank's K/V (B, KV, T, Dh) in, every rank's (B, KV, S, Dh) out, S = T·cp."
+    def update(self, layer_id: int, k: Tensor, v: Tensor, start_pos=0) -> tuple[Tensor, Tensor]:
+        return gather_seq(k, 2), gather_seq(v, 2)
 
 def cp_forward(model: Transformer, tokens: Tensor, pos: Tensor, doc: Tensor | None = None) -> Tensor:
     "Logits (B, T_local, V) of this rank's tokens at global positions `pos`; `doc`: global document ids (B, T_local)."
-    freqs = model.rope(tokens.device)[pos]                                               # (T_local, Dh/2)
-    h = model.tok_embeddings(tokens)
-    for L in model.layers:
-        h = h + cp_attention(L.attention, L.attention_norm(h), freqs, pos, doc)
-        h = h + L.feed_forward(L.ffn_norm(h))
-    return model.output(model.norm(h)).float()
+    pos_k = gather_seq(pos[None])[0]                                                     # (S,) global key positions
+    mask = (pos[:, None] >= pos_k[None, :])[None, None]                                  # (1, 1, T, S) causal
+    if doc is not None: mask = mask & (doc[:, :, None] == gather_seq(doc)[:, None, :])[:, None]   # (B, 1, T, S) same document
+    return model(tokens, cache=GatherKV(), mask=mask, pos=pos)                          # (B, T, V)
+
 
 # %% ../nbs/13_parallelism.ipynb #1fe82798
 def cp_worker(rank: int, world: int, args: ModelArgs, sd: dict, tokens: Tensor, bos_id: int | None = None,
@@ -292,20 +283,15 @@ def cp_worker(rank: int, world: int, args: ModelArgs, sd: dict, tokens: Tensor, 
                 grads={n: p.grad.clone() for n, p in model.named_parameters()})
 
 # %% ../nbs/13_parallelism.ipynb #109d6673
-class PipeStage(nn.Module):
-    "Layers [lo, hi) of `model` as one pipeline stage; the first takes tokens, the last returns logits."
+class PipeStage(Transformer):
+    "Layers [lo, hi) of `model` as a `Transformer` sharing its modules; only the first embeds, only the last has the head."
     def __init__(self, model: Transformer, lo: int, hi: int):
-        super().__init__()
-        n, self.args = model.params.n_layers, model.params
-        self.tok_embeddings = model.tok_embeddings if lo == 0 else None
-        self.layers = model.layers[lo:hi]
-        self.norm, self.output = (model.norm, model.output) if hi == n else (None, None)
+        nn.Module.__init__(self)                                    # not Transformer.__init__: no weights of its own
+        self.params, self._rope, last = model.params, model._rope, hi == model.params.n_layers
+        self.tok_embeddings = model.tok_embeddings if lo == 0 else None     # None: takes hidden states (B, T, D)
+        self.layers = model.layers[lo:hi]                           # a slice: the stage's own names start at layers.0
+        self.norm, self.output = (model.norm, model.output) if last else (None, None)  # None: returns hidden states
 
-    def forward(self, h: Tensor) -> Tensor:
-        if self.tok_embeddings is not None: h = self.tok_embeddings(h)                  # (B, T) → (B, T, D)
-        freqs = precompute_rope(self.args, end=h.shape[1], device=h.device)              # (T, Dh/2)
-        for layer in self.layers: h = layer(h, freqs)
-        return h if self.output is None else self.output(self.norm(h)).float()           # (B, T, D) | (B, T, V)
 
 # %% ../nbs/13_parallelism.ipynb #d3b050e8
 def pp_worker(rank: int, world: int, args: ModelArgs, sd: dict, tokens: Tensor, n_micro: int = 2) -> dict:

@@ -100,12 +100,7 @@ class RewardModel(Transformer):
 
     def forward(self, tokens: Tensor, pos: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
         "Rewards (B, T) at every position; `pos` (B, T) are RoPE positions, `mask` (B, 1, T, T) who sees whom (None: causal)."
-        B, T = tokens.shape                                                   # tokens: (B, T)
-        pos = torch.arange(T, device=tokens.device).expand(B, T) if pos is None else pos      # (B, T)
-        if int(pos.max()) >= self.params.max_seq_len: raise ValueError(f"position {int(pos.max())} exceeds max_seq_len={self.params.max_seq_len}")
-        freqs_cis, h = self.rope(tokens.device)[pos], self.tok_embeddings(tokens)  # (B, T, Dh/2), (B, T, D)
-        for layer in self.layers: h = layer(h, freqs_cis, mask)
-        return self.score(self.norm(h)).squeeze(-1).float()                  # (B, T); `output` is not used
+        return self.score(self.hidden(tokens, mask=mask, pos=pos)).squeeze(-1).float()   # (B, T); `output` is not used
 
 def reward_model_from(lm: Transformer, seed: int = 0) -> RewardModel:
     "A reward model with a copy of `lm`'s weights and a fresh head drawn from N(0, 1/(D+1))."
