@@ -122,9 +122,9 @@ def generate_text(model: Transformer, tokenizer, prompts: Sequence[str], max_new
 
 def chat_reply(model: Transformer, tokenizer, dialog: Sequence[dict], max_new_tokens: int = 256,
                stream: Callable[[str], None] | None = None, **kw) -> str:
-    "The assistant's reply to `dialog` in Llama 3's chat format; `stream` receives text pieces as they are decoded."
-    from llama3_nb.tokenizer import ChatFormat
-    prompt, got, shown = ChatFormat(tokenizer).encode_dialog_prompt(dialog), [], 0
+    "The assistant's reply to `dialog` in its tokenizer's chat format (`chat_format_of`); `stream` receives text pieces as they are decoded."
+    from llama3_nb.hf_tokenizer import chat_format_of
+    prompt, got, shown = chat_format_of(tokenizer).encode_dialog_prompt(dialog), [], 0
     stops = stops_of(tokenizer)
     def on_token(_, t):
         nonlocal shown
