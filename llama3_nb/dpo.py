@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 from .tokenizer import ChatFormat, Tokenizer
+from .hf_tokenizer import chat_format_of
 from .config import read_records
 from .optim import OptimConfig, NonFiniteLoss, fit, num_threads
 from .generation import sample_replies
@@ -70,7 +71,7 @@ def read_pairs_jsonl(path: str | Path) -> list[dict]:
 def encode_response(cf: ChatFormat, prompt: Sequence[dict], reply: dict, mask_eot: bool = True) -> tuple[list[int], list[int]]:
     "Tokens of prompt + reply and a 0/1 mask of the tokens scored: the reply's content, and `<|eot_id|>` unless masked."
     p = cf.encode_dialog_prompt(prompt)                                   # ends with the assistant header
-    body = cf.encode_message(reply)[len(cf.encode_header(reply)):]        # content tokens, then <|eot_id|>
+    body = cf.split_message(reply)[1]                                     # content tokens, then the end of turn
     return p + body, [0] * len(p) + [1] * (len(body) - 1) + [int(not mask_eot)]
 
 def collate_pairs(pairs: Sequence[dict], cf: ChatFormat, mask_eot: bool = True, pad_id: int = 0,
@@ -129,7 +130,7 @@ class DPOTrainConfig(OptimConfig):
 @torch.no_grad()
 def pair_logps(model, tok: Tokenizer, pairs: Sequence[dict], mask_eot: bool = True, batch_pairs: int = 32) -> Tensor:
     "Summed masked log-probs (N, 2) of each pair's chosen and rejected reply under `model`."
-    cf, dev, out = ChatFormat(tok), next(model.parameters()).device, []
+    cf, dev, out = chat_format_of(tok), next(model.parameters()).device, []
     was = model.training; model.eval()
     for i in range(0, len(pairs), batch_pairs):
         x, m = collate_pairs(pairs[i:i + batch_pairs], cf, mask_eot, tok.eos_id, model.params.max_seq_len)
@@ -152,7 +153,7 @@ def dpo_train(policy, tok: Tokenizer, pairs: Sequence[dict], cfg: DPOTrainConfig
               log: Callable[[dict], None] | None = None) -> list[dict]:
     "Train `policy` in place with DPO (+ NLL on chosen) against a frozen reference (model or its (N, 2) log-probs)."
     if not pairs: raise ValueError("no preference pairs to train on")
-    cf, dev, rng, order = ChatFormat(tok), torch.device(cfg.device), random.Random(cfg.seed), []
+    cf, dev, rng, order = chat_format_of(tok), torch.device(cfg.device), random.Random(cfg.seed), []
     with num_threads(cfg.threads): ref_lp = ref if isinstance(ref, Tensor) else pair_logps(ref.to(dev), tok, pairs, cfg.mask_eot)   # once, (N, 2)
     if ref_lp.shape != (len(pairs), 2): raise ValueError(f"reference log-probs must be ({len(pairs)}, 2), got {tuple(ref_lp.shape)}")
     def step(_):

@@ -126,9 +126,9 @@ def generate_text(model: Transformer, tokenizer, prompts: Sequence[str], max_new
 
 def chat_reply(model: Transformer, tokenizer, dialog: Sequence[dict], max_new_tokens: int = 256,
                stream: Callable[[str], None] | None = None, **kw) -> str:
-    "The assistant's reply to `dialog` in Llama 3's chat format; `stream` receives text pieces as they are decoded."
-    from llama3_nb.tokenizer import ChatFormat
-    prompt, got, shown, ended = ChatFormat(tokenizer).encode_dialog_prompt(dialog), [], 0, False
+    "The assistant's reply to `dialog` in its tokenizer's chat format (`chat_format_of`); `stream` receives text pieces as they are decoded."
+    from llama3_nb.hf_tokenizer import chat_format_of
+    prompt, got, shown, ended = chat_format_of(tokenizer).encode_dialog_prompt(dialog), [], 0, False
     special = set(tokenizer.special_tokens.values())
     def on_token(_, t):
         nonlocal shown, ended
@@ -147,8 +147,8 @@ def sample_replies(model: Transformer, tokenizer, dialogs: Sequence[Sequence[dic
                    temperature: float = 0.0, seed: int = 0, batch: int | None = None,
                    engine: Callable | None = None) -> list[list[str]]:
     "`n` replies (greedy at temperature 0) to each chat dialog, `batch` dialogs per call (None: all); `engine`: see above."
-    from llama3_nb.tokenizer import ChatFormat
-    cf, stops, out, batch = ChatFormat(tokenizer), stops_of(tokenizer), [], batch or max(1, len(dialogs))
+    from llama3_nb.hf_tokenizer import chat_format_of
+    cf, stops, out, batch = chat_format_of(tokenizer), stops_of(tokenizer), [], batch or max(1, len(dialogs))
     for i in range(0, len(dialogs), batch):
         prompts = [cf.encode_dialog_prompt(d) for d in dialogs[i:i + batch]]
         if engine is None: g = generate(model, [p for p in prompts for _ in range(n)], max_new_tokens, temperature,

@@ -15,20 +15,23 @@ from .tokenizer import code_documents
 
 
 # %% auto #0
-__all__ = ['doc_ids', 'doc_mask', 'TokenStream', 'stdlib_texts', 'math_texts', 'ByteTokenizer', 'make_tokenizer', 'source_texts',
-           'open_source']
+__all__ = ['doc_ids', 'segment_mask', 'doc_mask', 'TokenStream', 'stdlib_texts', 'math_texts', 'ByteTokenizer', 'make_tokenizer',
+           'source_texts', 'open_source']
 
 # %% ../nbs/06a_pretraining_data.ipynb #522da6ec
 def doc_ids(x: Tensor, bos_id: int) -> Tensor:
     "Index of the document each token belongs to, counting BOS tokens along each row: (B, T) -> (B, T)."
     return (x == bos_id).cumsum(-1)
 
-def doc_mask(x: Tensor, bos_id: int) -> Tensor:
-    "Block-diagonal causal attention mask (B, 1, T, T), True where a query may attend to a key."
-    d = doc_ids(x, bos_id)                                                  # (B, T)
-    T = x.shape[-1]
-    causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()    # (T, T)
+def segment_mask(d: Tensor) -> Tensor:
+    "Block-diagonal causal attention mask (B, 1, T, T) from document indices (B, T), True where a query may attend to a key."
+    T = d.shape[-1]
+    causal = torch.ones(T, T, dtype=torch.bool, device=d.device).tril()    # (T, T)
     return ((d[:, :, None] == d[:, None, :]) & causal)[:, None]             # (B, 1, T, T): one mask for all heads
+
+def doc_mask(x: Tensor, bos_id: int) -> Tensor:
+    "Block-diagonal causal attention mask (B, 1, T, T) of packed documents that each start with BOS."
+    return segment_mask(doc_ids(x, bos_id))
 
 # %% ../nbs/06a_pretraining_data.ipynb #fc53b04e
 class TokenStream:

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from .config import ModelArgs
 from .model import Transformer
 from .tokenizer import ChatFormat, Tokenizer
+from .hf_tokenizer import chat_format_of
 from .optim import OptimConfig, NonFiniteLoss, fit
 from .generation import sample_replies
 from .checkpoints import load_checkpoint, load_with_tokenizer, save_meta_checkpoint, save_hf_checkpoint, check_output_dir, check_device, BAD_INPUT, bad_input
@@ -120,10 +121,9 @@ def lm_of(rm: RewardModel) -> Transformer:
     return lm
 
 # %% ../nbs/08_reward_model.ipynb #ab6e35ca
-def response_ids(cf: ChatFormat, text: str) -> list[int]:
-    "Tokens of an assistant reply after its header: the stripped content and `<|eot_id|>`, as `encode_sft` trains them."
-    m = {"role": "assistant", "content": text}
-    return cf.encode_message(m)[len(cf.encode_header(m)):]
+def response_ids(cf, text: str) -> list[int]:
+    "Tokens of an assistant reply after its header: the stripped content and end of turn, as `encode_sft` trains them."
+    return cf.split_message({"role": "assistant", "content": text})[1]
 
 def pack_responses(prompt: list[int], responses: Sequence[list[int] | None]) -> tuple[list[int], ...]:
     "One row: the prompt, then each response; tokens, positions, segments (0 prompt, j+1 response j), each response's last index (-1: absent)."
@@ -167,7 +167,7 @@ def rewards_of(model: RewardModel, rows: Sequence[tuple], pad_id: int) -> tuple[
 def score_packed(model: RewardModel, tok: Tokenizer, prompts: Sequence[list[dict]], responses: Sequence[Sequence[str | None]],
                  batch: int = 32) -> Tensor:
     "Rewards (N, R) of R responses per prompt, each prompt packed with its responses in one row (NaN where absent)."
-    rows, out = encode_rows(ChatFormat(tok), prompts, responses), []
+    rows, out = encode_rows(chat_format_of(tok), prompts, responses), []
     for i in range(0, len(rows), batch):
         r, ok = rewards_of(model, rows[i:i + batch], tok.eos_id)
         out.append(F.pad(r.masked_fill(~ok, float("nan")), (0, max(map(len, responses)) - r.shape[1]), value=float("nan")).cpu())
@@ -223,7 +223,7 @@ def pairwise_accuracy(model: RewardModel, tok: Tokenizer, records: Sequence[dict
 def train_reward_model(model: RewardModel, tok: Tokenizer, records: Sequence[dict], cfg: RMConfig, heldout: Sequence[dict] = (),
                        log: Callable[[dict], None] | None = None) -> list[dict]:
     "Train `model` in place on ranked records, one packed row per record; returns per-step metrics."
-    rows, rng, dev, order = encode_rows(ChatFormat(tok), *_ranked(records)), random.Random(cfg.seed), torch.device(cfg.device), []
+    rows, rng, dev, order = encode_rows(chat_format_of(tok), *_ranked(records)), random.Random(cfg.seed), torch.device(cfg.device), []
     def step(_):
         nonlocal order
         if len(order) < cfg.batch_size: order += rng.sample(range(len(rows)), len(rows))     # a fresh shuffled epoch

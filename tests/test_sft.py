@@ -46,7 +46,7 @@ def test_splits_never_overlap():
 def test_pack_keeps_every_token(tok):
     cf = ChatFormat(tok)
     enc = [encode_sft(cf, e["messages"]) for e in task_examples(20, "train")]
-    x, y = pack_rows(enc, 96, tok.eos_id)
+    x, y, _ = pack_rows(enc, 96, tok.eos_id)
     assert int((x == tok.bos_id).sum()) == len(enc)
     assert int((y != IGNORE).sum()) == sum(sum(v != IGNORE for v in l) for _, l in enc)
 
