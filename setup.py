@@ -26,7 +26,8 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[cfg["lib_name"], cfg["lib_name"] + ".*"]),
     include_package_data=True,
     install_requires=split("requirements"),
-    extras_require={"dev": split("dev_requirements"), "curation": split("curation_requirements")},
+    extras_require={"dev": split("dev_requirements"), "curation": split("curation_requirements"),
+                    "docs": split("docs_requirements")},
     entry_points={"console_scripts": split("console_scripts"), "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     zip_safe=False,
 )
