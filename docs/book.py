@@ -232,19 +232,26 @@ def _cell_tags(src: str) -> tuple[list[str], str, bool]:
     return tags, "".join(keep).lstrip("\n"), exported
 
 
-def _link_names(md: str, stems: set[str]) -> str:
-    "Turn a backticked notebook name (`03_model`) outside code blocks and links into a link to its page."
+def _link_names(md: str, stems: set[str], symbols: dict[str, str] | None = None) -> str:
+    "Outside code blocks and links, a backticked notebook name (`03_model`) links to its page and a backticked"
+    " exported name (`ModelArgs`, `ModelArgs.tiny`) to its API entry (nbdev's docs do the same)."
+    symbols = symbols or {}
+
+    def sub(m):
+        name = m.group(1)
+        if name in stems: return f"[`{name}`]({name}.ipynb)"
+        if name.removesuffix("()") in symbols: return f"{{py:obj}}`{name} <{symbols[name.removesuffix('()')]}>`"
+        return m.group(0)
     out, fenced = [], False
     for line in md.splitlines(keepends=True):
         if line.lstrip().startswith(("```", "~~~")): fenced = not fenced
-        if not fenced:
-            line = re.sub(r"(?<!\[)`(\d\d[a-z]?_\w+)`(?!\])",
-                          lambda m: f"[`{m.group(1)}`]({m.group(1)}.ipynb)" if m.group(1) in stems else m.group(0), line)
+        if not fenced: line = re.sub(r"(?<![\[}])`([A-Za-z_0-9][\w.]*(?:\(\))?)`(?!\])", sub, line)
         out.append(line)
     return "".join(out)
 
 
-def stage_notebook(src: Path, dst: Path, stems: set[str], api_links: dict[str, list[tuple[str, str]]]):
+def stage_notebook(src: Path, dst: Path, stems: set[str], api_links: dict[str, list[tuple[str, str]]],
+                   symbols: dict[str, str] | None = None):
     "Copy one notebook into the staging folder with the book's light processing (see the module docstring)."
     nb = json.loads(src.read_text(encoding="utf-8"))
     cells = []
@@ -252,7 +259,7 @@ def stage_notebook(src: Path, dst: Path, stems: set[str], api_links: dict[str, l
         c = dict(c, metadata=dict(c.get("metadata", {})))
         srcs = "".join(c["source"])
         if c["cell_type"] == "markdown":
-            c["source"] = _link_names(srcs, stems)
+            c["source"] = _link_names(srcs, stems, symbols)
             cells.append(c); continue
         if c["cell_type"] != "code": cells.append(c); continue
         tags, code, exported = _cell_tags(srcs)
@@ -286,6 +293,8 @@ myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "html_image", 
 myst_heading_anchors = 3
 myst_linkify_fuzzy_links = False
 suppress_warnings = ["mystnb.unknown_mime_type", "misc.highlighting_failure", "myst.header"]
+nitpicky = True                      # a reference to an exported name must resolve; other libraries' names need not
+nitpick_ignore_regex = [(r"py:.*", r"(?!{pkg}\\.).*")]
 html_theme = "sphinx_book_theme"
 html_title = {project!r}
 html_static_path = ["_static"]
@@ -314,7 +323,7 @@ def stage(nbs: Path, lib: Path, out: Path) -> dict:
     cell_no = {(p.stem, c.get("id")): i + 1 for p in nbl
                for i, c in enumerate(json.loads(p.read_text(encoding="utf-8"))["cells"])}
     # API reference: one page per exported module, entries in notebook order
-    modules, api_links = [], {}
+    modules, api_links, seen = [], {}, {}
     for py in sorted(lib.glob("*.py")):
         if py.name.startswith("_"): continue
         entries = module_entries(py)
@@ -327,6 +336,7 @@ def stage(nbs: Path, lib: Path, out: Path) -> dict:
             page += [entry_md(e, mod, cell_no=cell_no), ""]
             for x in [e] + e.methods:
                 if x.cell: api_links.setdefault(x.cell, []).append((x.name, f"api/{py.stem}.html#{mod}.{x.name}"))
+                seen.setdefault(x.name, []).append(f"{mod}.{x.name}")
         (out / "api" / f"{py.stem}.md").write_text("\n".join(page), encoding="utf-8")
     modules.sort()
     api_index = ["# API reference", "", "Every function and class that the notebooks export, module by module, "
@@ -336,15 +346,16 @@ def stage(nbs: Path, lib: Path, out: Path) -> dict:
                   for n, s, m, k in modules]
     api_index += ["", "```{toctree}", ":hidden:", ""] + [s for _, s, _, _ in modules] + ["```", ""]
     (out / "api" / "index.md").write_text("\n".join(api_index), encoding="utf-8")
+    symbols = {k: v[0] for k, v in seen.items() if len(v) == 1}      # a name two modules export links nowhere
     # the notebooks
     pages = []
     for p in nbl:
-        stage_notebook(p, out / p.name, stems, api_links)
+        stage_notebook(p, out / p.name, stems, api_links, symbols)
         part, sec = section(p.stem)
         label = f"{p.stem.split('_')[0]} · {title(json.loads(p.read_text(encoding='utf-8')), p.stem)}"
         pages.append((p.stem, part, sec, label + (f" ({sec})" if sec else "")))
     # the index page carries the sidebar: one hidden toctree per run of stages in the same part
-    stage_notebook(nbs / "index.ipynb", out / "index.ipynb", stems, api_links)
+    stage_notebook(nbs / "index.ipynb", out / "index.ipynb", stems, api_links, symbols)
     idx = json.loads((out / "index.ipynb").read_text(encoding="utf-8"))
     toc, run = [], None
     for stem, part, sec, label in pages:
@@ -356,7 +367,7 @@ def stage(nbs: Path, lib: Path, out: Path) -> dict:
     toc += ["```", "", "```{toctree}", ":caption: Reference", ":hidden:", "", "API reference <api/index>", "```"]
     idx["cells"].append({"cell_type": "markdown", "id": "book-toc", "metadata": {}, "source": "\n".join(toc)})
     (out / "index.ipynb").write_text(json.dumps(idx, ensure_ascii=False, indent=1), encoding="utf-8")
-    (out / "conf.py").write_text(CONF.format(project=cfg.get("title", pkg), author=cfg.get("author", ""),
+    (out / "conf.py").write_text(CONF.format(project=cfg.get("title", pkg), author=cfg.get("author", ""), pkg=pkg,
                                              copyright=cfg.get("copyright", "")), encoding="utf-8")
     (out / "_static" / "book.css").write_text(CSS, encoding="utf-8")
     return {"pages": pages, "modules": modules}
@@ -378,7 +389,7 @@ def build(stage_dir: Path, out: Path, jobs: str = "1") -> subprocess.CompletedPr
 
 # Sphinx warnings that mean a reader would meet a broken page: a link or reference that does not resolve, a page
 # outside the sidebar, a notebook that cannot be read. Anything else (e.g. a lexer that cannot colour a block) passes.
-FATAL = re.compile(r"cross-reference target not found|xref_missing|undefined label|unknown document|"
+FATAL = re.compile(r"reference target not found|xref_missing|undefined label|unknown document|"
                    r"toc\.not_included|document isn't included in any toctree|Notebook JSON is invalid|"
                    r"failed to read|image file not readable|duplicate object description", re.I)
 

@@ -112,7 +112,8 @@ PAGE_STATE = """(async () => {
     images: imgs.filter(i => main.contains(i) && shown(i)).map(i => ({src: i.getAttribute('src'), w: i.naturalWidth, h: i.naturalHeight})),
     traceback_outputs: document.querySelectorAll('.output.traceback, .output_error, .cell_output .traceback').length,
     math_errors: document.querySelectorAll('mjx-merror, .MathJax_Error').length,
-    sidebar_links: document.querySelectorAll('.bd-sidebar-primary a.reference.internal, nav.bd-docs-nav a').length,
+    sidebar: Array.from(document.querySelectorAll('nav.bd-docs-nav a.reference.internal')).map(a => a.getAttribute('href')),
+    sidebar_parts: Array.from(document.querySelectorAll('nav.bd-docs-nav p.caption')).map(p => p.innerText.trim()),
   };
 })()"""
 
@@ -211,6 +212,7 @@ def check(docs: Path, nbs: Path, screenshots: Path | None = None, chromium: str 
                 problems.append(f"links that do not resolve: {bad}")
             n_img = sum(1 for i in state.get("images", []) if i["w"])
             res["pages"] += 1; res["images"] += n_img; res["plot_pages"] += wants
+            if stem == "index": res["sidebar"], res["sidebar_parts"] = state.get("sidebar", []), state.get("sidebar_parts", [])
             if problems: res["failures"][stem] = problems
             if screenshots is not None and (wants or stem == "index"):
                 screenshots.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ The cheap tests (the section table, the staging of a notebook, the API entries) 
 check take one to two minutes, so they run under `make test-docs` (LLAMA3_NB_BOOK_TEST=1), which installs the book
 tools and Debian's chromium first; elsewhere they skip and say so.
 """
-import json, os, shutil, subprocess, sys, time
+import itertools, json, os, subprocess, sys, time
 from pathlib import Path
 
 import pytest
@@ -99,6 +99,11 @@ def test_book_builds_and_every_page_renders(tmp_path):
     print(f"build {secs:.0f} s; {res['pages']} pages, {res['images']} images, {len(plots)} notebooks with a plot")
     assert res["failures"] == {}, "\n".join(f"{k}: {v}" for k, v in res["failures"].items())
     assert res["pages"] == len(stems) + 1 + len(api)
+    # the sidebar: every stage in pipeline order, under the parts of the section table, then the API reference
+    pages = [h.split("#")[0].removesuffix(".html") for h in res["sidebar"]]
+    assert [p for p in pages if p in stems] == stems, res["sidebar"]
+    parts = [part for part, _ in itertools.groupby(book.section(s)[0] for s in stems)]
+    assert [p for p in res["sidebar_parts"] if p != "Reference"] == parts and "Reference" in res["sidebar_parts"]
     assert res["images"] >= len(plots) > 0
 
 
@@ -134,7 +139,8 @@ def test_the_check_catches_a_traceback_a_missing_plot_a_js_error_and_a_broken_li
     assert any("traceback" in p for p in f["02_trace"])
     assert any("no rendered image" in p for p in f["03_noimg"]) and any("broken images" in p for p in f["03_noimg"])
     assert any("JavaScript error" in p and "notDefinedAnywhere" in p for p in f["04_js"])
-    # a link to a notebook that does not exist fails the build itself
-    (nbs / "05_link.ipynb").write_text(json.dumps(_nb(md("# Link\n\n[gone](99_gone.ipynb)"))))
+    # a link to a notebook that does not exist, or a reference to a name the package does not export, fails the build
+    (nbs / "05_link.ipynb").write_text(json.dumps(_nb(md("# Link\n\n[gone](99_gone.ipynb), {py:obj}`llama3_nb.config.Nope`"))))
     rc, _, _ = _build(nbs, lib, tmp_path / "again")
-    assert rc == 1
+    warnings = (tmp_path / "again" / "sphinx-warnings.txt").read_text()
+    assert rc == 1 and "99_gone.ipynb" in warnings and "llama3_nb.config.Nope" in warnings, warnings
