@@ -214,7 +214,6 @@ def entry_md(e: Entry, mod: str, depth: int = 0, cell_no: dict | None = None) ->
 
 # ---------------------------------------------------------------------------------------------- staging
 DIRECTIVE = re.compile(r"^\s*#\s*\|\s*(.*?)\s*$")
-NB_NAME = None   # set in stage(): matches a backticked notebook name
 
 
 def _cell_tags(src: str) -> tuple[list[str], str, bool]:
@@ -233,8 +232,8 @@ def _cell_tags(src: str) -> tuple[list[str], str, bool]:
 
 
 def _link_names(md: str, stems: set[str], symbols: dict[str, str] | None = None) -> str:
-    "Outside code blocks and links, a backticked notebook name (`03_model`) links to its page and a backticked"
-    " exported name (`ModelArgs`, `ModelArgs.tiny`) to its API entry (nbdev's docs do the same)."
+    """Outside code blocks and links, a backticked notebook name (`03_model`) links to its page and a backticked
+    exported name (`ModelArgs`, `ModelArgs.tiny`) to its API entry, as nbdev's docs do."""
     symbols = symbols or {}
 
     def sub(m):
