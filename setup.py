@@ -27,7 +27,7 @@ setuptools.setup(
     include_package_data=True,
     install_requires=split("requirements"),
     extras_require={"dev": split("dev_requirements"), "curation": split("curation_requirements"),
-                    "real": split("real_requirements")},
+                    "real": split("real_requirements"), "docs": split("docs_requirements")},
     entry_points={"console_scripts": split("console_scripts"), "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     zip_safe=False,
 )
