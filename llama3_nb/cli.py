@@ -60,7 +60,7 @@ def _cmd_bench(a):
         bench_generation(threads=a.threads)
     elif a.stage == "paged":
         import torch
-        from llama3_nb.paged import bench_paged
+        from llama3_nb.paged_bench import bench_paged
         if a.threads: torch.set_num_threads(a.threads)
         print("benchmark: paged engine vs dense generate under one KV budget: memory filled, sharing, tokens/s")
         bench_paged()

@@ -14,7 +14,7 @@ from .config import ModelArgs, flops_per_token, one_line
 from .model import Transformer, init_weights
 from .generation import KVCache
 from .fp8 import quantize_model_fp8, fp8_share, bench_fp8_gpu
-from .paged import PagedKVCache
+from .paged_kv import PagedKVCache
 from .model_bench import hf_twin
 
 COMMAND = "python -m llama3_nb.cli bench gpu --out data_samples/gpu/figures.json"

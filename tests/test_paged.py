@@ -6,7 +6,9 @@ from hypothesis import event, given, settings, strategies as st
 from llama3_nb.config import ModelArgs
 from llama3_nb.model import Transformer, init_weights
 from llama3_nb.generation import generate
-from llama3_nb.paged import (BlockAllocator, OutOfBlocks, PagedKVCache, PagedEngine, check_invariants, paged_generate)
+from llama3_nb.block_manager import BlockAllocator, OutOfBlocks, check_invariants
+from llama3_nb.paged_kv import PagedKVCache
+from llama3_nb.paged import PagedEngine, paged_generate
 
 ARGS = ModelArgs(dim=16, n_layers=2, n_heads=2, n_kv_heads=1, vocab_size=64, multiple_of=8, max_seq_len=64)
 
@@ -92,8 +94,9 @@ def test_bad_inputs(model):
     with pytest.raises(IndexError): a.free(5)
     with pytest.raises(RuntimeError, match="call prepare"): PagedKVCache(args, 2).update(0, torch.zeros(1, 2, 1, 16), torch.zeros(1, 2, 1, 16), 0)
 
+@pytest.mark.parametrize("admission", ["reserve", "preempt"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_engine_greedy_equals_generate(model, seed):
+def test_engine_greedy_equals_generate(model, seed, admission):
     g = torch.Generator().manual_seed(seed)
     vocab = model.params.vocab_size
     system = torch.randint(0, vocab, (int(torch.randint(0, 20, (1,), generator=g)),), generator=g).tolist()
@@ -103,15 +106,18 @@ def test_engine_greedy_equals_generate(model, seed):
     bs = 1 + seed
     tight = max(-(-(len(p) + new) // bs) for p in prompts) + 1           # forces preemption
     for blocks, batch in [(None, 8), (tight, 5), (200, 2)]:              # ample; preempting; prefix-cache hits
-        eng = PagedEngine(model, blocks or 400, bs, batch)
+        eng = PagedEngine(model, blocks or 400, bs, batch, admission=admission)
         for p in prompts: eng.add_request(p, new)
         while eng.waiting or eng.running:
             eng.step(); check_invariants(eng.cache.alloc, eng.cache.tables.values())
+            if admission == "reserve": assert eng.sched.promised <= eng.cache.alloc.num_blocks
         out = eng.run()
         assert out.tokens == dense.tokens and out.finish_reason == dense.finish_reason
         assert max(abs(a - b) for x, y in zip(out.logprobs, dense.logprobs) for a, b in zip(x, y)) <= 1e-5
         assert eng.cache.alloc.num_free == eng.cache.alloc.num_blocks         # every block came back
-        if blocks == tight: assert eng.stats["preemptions"] > 0
+        if admission == "reserve": assert eng.stats["preemptions"] == 0 and eng.sched.promised == 0
+        elif blocks == tight: assert eng.stats["preemptions"] > 0
+        if blocks == 200: assert eng.stats["prefix-cached tokens"] > 0 or len(system) < bs
 
 def test_samples_share_the_prompt_and_match_dense_sampling(model):
     prompt = list(range(3, 40))
@@ -125,3 +131,28 @@ def test_samples_share_the_prompt_and_match_dense_sampling(model):
     tables = list(eng.cache.tables.values())
     assert len(tables) == 4 and all(t[:4] == tables[0][:4] for t in tables)
     assert all(eng.cache.alloc.ref[b] == 4 for b in tables[0][:4])
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10**6), admission=st.sampled_from(["reserve", "preempt"]), bs=st.integers(1, 6), extra=st.integers(0, 6))
+def test_samples_do_not_depend_on_scheduling(model, seed, admission, bs, extra):
+    "Sampled requests (n samples, stop tokens) under a tight budget equal the same requests with ample blocks; reservation never preempts."
+    g = torch.Generator().manual_seed(seed); vocab = model.params.vocab_size
+    reqs = [(torch.randint(0, vocab, (int(torch.randint(1, 12, (1,), generator=g)),), generator=g).tolist(),
+             int(torch.randint(1, 10, (1,), generator=g)), int(torch.randint(1, 4, (1,), generator=g))) for _ in range(4)]
+    stops = torch.randint(0, vocab, (8,), generator=g).tolist()
+    need = max(n * -(-(len(p) + m) // bs) for p, m, n in reqs)          # the largest request alone, every sample its own blocks
+    outs = []
+    for blocks in (need + extra, 10_000):
+        eng = PagedEngine(model, blocks, bs, 4, admission=admission)
+        for i, (p, m, n) in enumerate(reqs): eng.add_request(p, m, n, temperature=1.0, seed=seed + 10 * i, stop_tokens=stops)
+        while eng.waiting or eng.running:
+            eng.step(); check_invariants(eng.cache.alloc, eng.cache.tables.values())
+        outs.append(eng.run()); assert eng.cache.alloc.num_free == blocks
+        if admission == "reserve": assert eng.stats["preemptions"] == 0
+        if blocks < 10_000: event(f"{admission}: preempted {eng.stats['preemptions'] > 0}")
+    assert outs[0].tokens == outs[1].tokens and outs[0].finish_reason == outs[1].finish_reason
+
+def test_admission_is_checked(model):
+    with pytest.raises(ValueError, match="admission must be one of"): PagedEngine(model, 8, admission="fifo")
+    with pytest.raises(ValueError, match="x 3 samples"): PagedEngine(model, 4, 4, admission="reserve").add_request([1] * 4, 4, n=3)
+    PagedEngine(model, 4, 4, admission="preempt").add_request([1] * 4, 4, n=3)     # preemption lets samples share: accepted
