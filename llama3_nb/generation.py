@@ -146,7 +146,7 @@ def chat_reply(model: Transformer, tokenizer, dialog: Sequence[dict], max_new_to
 def sample_replies(model: Transformer, tokenizer, dialogs: Sequence[Sequence[dict]], n: int = 1, max_new_tokens: int = 24,
                    temperature: float = 0.0, seed: int = 0, batch: int | None = None,
                    engine: Callable | None = None) -> list[list[str]]:
-    "`n` replies (greedy at temperature 0) to each chat dialog, `batch` dialogs per call (None: all); `engine`: see above."
+    "`n` replies (greedy at temperature 0) to each chat dialog, `batch` dialogs per call (None: all; samples depend on it); `engine`: above."
     from llama3_nb.hf_tokenizer import chat_format_of
     cf, stops, out, batch = chat_format_of(tokenizer), stops_of(tokenizer), [], batch or max(1, len(dialogs))
     for i in range(0, len(dialogs), batch):

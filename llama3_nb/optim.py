@@ -86,23 +86,21 @@ def num_threads(n: int):
 def fit(model: torch.nn.Module, step_fn: Callable[[int], tuple[Tensor, dict]], cfg: OptimConfig, what: str = "loss",
         evaluate: Callable[[], dict] | None = None, log: Callable[[dict], None] | None = None, desc: str = "train") -> list[dict]:
     "Train `model` in place for `cfg.steps` steps of AdamW on `step_fn(step) -> (loss, metrics)`; returns per-step rows."
-    stack = contextlib.ExitStack(); stack.enter_context(num_threads(cfg.threads))
-    model.to(torch.device(cfg.device)).train(); opt, rows = make_optimizer(model, cfg), []
-    bar = tqdm(range(cfg.steps), disable=not cfg.progress, desc=desc, dynamic_ncols=True)
-    try:
-        for step in bar:
-            lr = lr_at(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr)
-            for g in opt.param_groups: g["lr"] = lr
-            loss, stats = step_fn(step)
-            if not torch.isfinite(loss): raise NonFiniteLoss(f"the {what} is {loss.item()} at step {step}; the weights were not updated")
-            opt.zero_grad(set_to_none=True); loss.backward()
-            gn = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
-            check_finite(loss.item(), gn, step=step, what=what); opt.step(); check_finite(loss.item(), params=model.parameters(), step=step)
-            row = dict(step=step, loss=loss.item(), lr=lr, grad_norm=gn.item(), **{k: v.item() if isinstance(v, Tensor) else v for k, v in stats.items()})
-            if evaluate and (step + 1 == cfg.steps or cfg.eval_every and (step + 1) % cfg.eval_every == 0):
-                model.eval(); row |= evaluate(); model.train()
-            rows.append(row); bar.set_postfix(loss=f"{row['loss']:.3f}")
-            if log: log(row)
-    finally: bar.close(); stack.close()
+    with num_threads(cfg.threads):
+        model.to(torch.device(cfg.device)).train(); opt, rows = make_optimizer(model, cfg), []
+        with tqdm(range(cfg.steps), disable=not cfg.progress, desc=desc, dynamic_ncols=True) as bar:
+            for step in bar:
+                lr = lr_at(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr)
+                for g in opt.param_groups: g["lr"] = lr
+                loss, stats = step_fn(step); value = loss.item()
+                if not math.isfinite(value): raise NonFiniteLoss(f"the {what} is {value} at step {step}; the weights were not updated")
+                opt.zero_grad(set_to_none=True); loss.backward()
+                gn = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
+                check_finite(value, gn, step=step, what=what); opt.step(); check_finite(value, params=model.parameters(), step=step)
+                row = dict(step=step, loss=value, lr=lr, grad_norm=gn.item(), **{k: v.item() if isinstance(v, Tensor) else v for k, v in stats.items()})
+                if evaluate and (step + 1 == cfg.steps or (cfg.eval_every and (step + 1) % cfg.eval_every == 0)):
+                    model.eval(); row |= evaluate(); model.train()
+                rows.append(row); bar.set_postfix(loss=f"{value:.3f}")
+                if log: log(row)
     model.eval()
     return rows

@@ -77,7 +77,7 @@ def task_examples(n_per_task: int, split: str = "train", seed: int = 0, tasks: S
         seen, got, tries = set(), 0, 0
         while got < n_per_task and tries < 100 * n_per_task:             # a small task may have fewer held-out prompts
             tries += 1; prompt, answer = TASKS[name](rng)
-            if split_of(prompt) != split or split == "heldout" and prompt in seen: continue
+            if split_of(prompt) != split or (split == "heldout" and prompt in seen): continue
             seen.add(prompt); got += 1
             out.append(make_example(name, prompt, answer, rng.choice(SYSTEM_PROMPTS) if rng.random() < p_system else None))
     return out
