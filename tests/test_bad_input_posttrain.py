@@ -44,7 +44,7 @@ def test_divergence_saves_no_weights(ck, tmp_path, capsys, cmd):
     ("sft", ["--lr", "nan"], "lr must be > 0"),
     ("reward", ["--lr", "-1"], "lr must be > 0"),
     ("dpo", ["--beta", "0"], "beta > 0"),
-    ("sft", ["--steps", "0"], "steps, batch_rows >= 1"),
+    ("sft", ["--steps", "0"], "steps must be >= 1, got 0"),
     ("reward", ["--batch-size", "0"], "batch_size must be >= 1"),
 ])
 def test_bad_options(ck, tmp_path, capsys, cmd, opts, want):
