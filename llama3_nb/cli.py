@@ -404,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     "Entry point of the `llama3_nb` console command."
     argv = sys.argv[1:] if argv is None else list(argv)
     debug, was = argv[:1] == ["--debug"], os.environ.get("LLAMA3_NB_DEBUG")
-    if debug: argv = argv[1:]; os.environ["LLAMA3_NB_DEBUG"] = "1"        # seen by the stages' own entry points too
+    if debug: argv = argv[1:]; os.environ["LLAMA3_NB_DEBUG"] = "1"        # read by bad_input: tracebacks, not one line
     try: return _dispatch(argv)
     finally:
         if debug and was is None: os.environ.pop("LLAMA3_NB_DEBUG", None)
