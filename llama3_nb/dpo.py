@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_dpo.ipynb #f4dc15b6
 from __future__ import annotations
-import argparse, json, random, sys, time
+import json, random, time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, asdict
 from pathlib import Path
@@ -19,12 +19,11 @@ from .optim import OptimConfig, NonFiniteLoss, fit, num_threads
 from .generation import sample_replies
 from .paged import paged_generate
 from .tasks import grade, prompt_key, split_of, task_examples, check_messages, evaluate_tasks
-from .sft import add_common_args
-from .checkpoints import load_with_tokenizer, save_meta_checkpoint, save_hf_checkpoint, check_output_dir, check_device, BAD_INPUT, bad_input
+from .checkpoints import load_with_tokenizer, save_meta_checkpoint, save_hf_checkpoint, check_output_dir, check_device
 
 # %% auto #0
 __all__ = ['make_pairs', 'check_pair', 'read_pairs_jsonl', 'encode_response', 'collate_pairs', 'sequence_logps', 'chosen_nll',
-           'dpo_loss', 'DPOTrainConfig', 'pair_logps', 'dpo_step', 'dpo_train', 'dpo_main']
+           'dpo_loss', 'DPOTrainConfig', 'pair_logps', 'dpo_step', 'dpo_train', 'run_dpo']
 
 # %% ../nbs/11_dpo.ipynb #55c13338
 def _reply(text: str) -> list[dict]: return [{"role": "assistant", "content": text.strip()}]
@@ -163,63 +162,48 @@ def dpo_train(policy, tok: Tokenizer, pairs: Sequence[dict], cfg: DPOTrainConfig
         return dpo_step(policy, ref_lp[idx], cf, [pairs[i] for i in idx], cfg)
     return fit(policy, step, cfg, "DPO loss", log=log, desc="dpo")
 
-# %% ../nbs/11_dpo.ipynb #f2d6cadb
-def _dpo_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="llama3_nb dpo", description="DPO with masked formatting tokens and an NLL term (Llama 3 §4.1.4).")
-    p.add_argument("checkpoint", help="SFT checkpoint directory, Meta or Hugging Face (with tokenizer.model); also the reference")
-    p.add_argument("out", help="output directory: the DPO'd checkpoint, metrics.jsonl, summary.json")
-    p.add_argument("--data", help="preference JSONL, one {\"prompt\", \"chosen\", \"rejected\"} per line (default: on-policy pairs)")
-    p.add_argument("--steps", type=int, default=DPOTrainConfig.steps); p.add_argument("--lr", type=float, default=DPOTrainConfig.lr)
-    p.add_argument("--beta", type=float, default=DPOTrainConfig.beta); p.add_argument("--nll", type=float, default=DPOTrainConfig.nll_weight)
-    p.add_argument("--no-mask-eot", action="store_true", help="score <|eot_id|> too (as TRL does)")
-    p.add_argument("--batch-pairs", type=int, default=DPOTrainConfig.batch_pairs)
-    p.add_argument("--k", type=int, default=4, help="samples per prompt for on-policy pairs")
-    p.add_argument("--n-train", type=int, default=40, help="generated training prompts per task (without --data)")
-    p.add_argument("--n-heldout", type=int, default=40, help="generated held-out prompts per task")
-    return add_common_args(p)
-
 # %% ../nbs/11_dpo.ipynb #d2e61e1c
-def _dpo_inputs(a) -> tuple:
-    ckpt, (tok, model) = Path(a.checkpoint), load_with_tokenizer(a.checkpoint, a.tokenizer)
-    cfg = DPOTrainConfig(beta=a.beta, nll_weight=a.nll, mask_eot=not a.no_mask_eot, lr=a.lr, steps=a.steps, batch_pairs=a.batch_pairs,
-                         warmup_steps=min(5, a.steps // 10), seed=a.seed, threads=a.threads, device=a.device, progress=not a.quiet)
-    if a.data:
-        recs = read_pairs_jsonl(a.data)
-        side = [split_of(prompt_key(r["prompt"] + r["chosen"])) for r in recs]
-        train = [r for r, s in zip(recs, side) if s == "train"]
-        held = [dict(messages=r["prompt"] + r["chosen"], task=r["task"], answer=r["answer"])
-                for r, s in zip(recs, side) if s == "heldout" and "task" in r and "answer" in r]
-        if not train: raise ValueError(f"{a.data}: no pair falls on the training side of the split")
-    else: train, held = None, task_examples(a.n_heldout, "heldout", a.seed + 1)
-    return ckpt, tok, model, train, held, cfg
+def _dpo_data(data: str | Path | None, n_heldout: int, seed: int) -> tuple[list[dict] | None, list[dict]]:
+    "(training pairs, held-out examples): `data`'s pairs split by prompt hash, or (None: sample on policy, generated tasks)."
+    if not data: return None, task_examples(n_heldout, "heldout", seed + 1)
+    recs = read_pairs_jsonl(data)
+    side = [split_of(prompt_key(r["prompt"] + r["chosen"])) for r in recs]
+    train = [r for r, s in zip(recs, side) if s == "train"]
+    held = [dict(messages=r["prompt"] + r["chosen"], task=r["task"], answer=r["answer"])
+            for r, s in zip(recs, side) if s == "heldout" and "task" in r and "answer" in r]
+    if not train: raise ValueError(f"{data}: no pair falls on the training side of the split")
+    return train, held
+
+def _on_policy_pairs(model, tok: Tokenizer, n_train: int, k: int, seed: int) -> tuple[list[dict], dict]:
+    "Pairs from `k` graded samples per generated training prompt (a ValueError if every sample was correct)."
+    exs = task_examples(n_train, "train", seed)
+    pairs, stats = make_pairs(exs, sample_replies(model, tok, [e["messages"][:-1] for e in exs], k, temperature=1.0, seed=seed, engine=paged_generate))
+    if not pairs: raise ValueError("no preference pairs (every sample was correct)")
+    return pairs, stats
+
 
 # %% ../nbs/11_dpo.ipynb #ef62ca35
-def dpo_main(argv: list[str] | None = None) -> int:
-    "Entry point of `llama3_nb dpo SFT_CHECKPOINT_DIR OUT_DIR`; returns the exit status."
-    a = _dpo_parser().parse_args(argv)
-    try:
-        check_output_dir(a.out, a.checkpoint, a.data, a.tokenizer, what="OUT_DIR"); check_device(a.device)
-        ckpt, tok, model, pairs, held, cfg = _dpo_inputs(a)
-    except BAD_INPUT as e: return bad_input("dpo", e)
-    if cfg.threads: torch.set_num_threads(cfg.threads)
-    out, t0, dtype, stats = Path(a.out), time.time(), next(model.parameters()).dtype, None
-    model.float().to(cfg.device)
-    if pairs is None:                                                   # on policy: K samples per training prompt, graded
-        exs = task_examples(a.n_train, "train", a.seed)
-        pairs, stats = make_pairs(exs, sample_replies(model, tok, [e["messages"][:-1] for e in exs], a.k, temperature=1.0, seed=a.seed, engine=paged_generate))
-        if not pairs: print("llama3_nb dpo: no preference pairs (every sample was correct)", file=sys.stderr); return 2
-    ref_lp, before = pair_logps(model, tok, pairs, cfg.mask_eot), evaluate_tasks(model, tok, held)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "metrics.jsonl", "w") as f:
-        try: rows = dpo_train(model, tok, pairs, cfg, ref_lp, log=lambda r: f.write(json.dumps(r) + "\n"))
-        except NonFiniteLoss as e: print(f"llama3_nb dpo: {e}; no weights were saved ({ckpt} is unchanged)", file=sys.stderr); return 3
-    after = evaluate_tasks(model, tok, held); model.to("cpu", dtype)
+def run_dpo(checkpoint: str | Path, out: str | Path, cfg: DPOTrainConfig, data: str | Path | None = None, k: int = 4,
+            n_train: int = 40, n_heldout: int = 40, tokenizer: str | Path | None = None) -> dict:
+    "DPO from an SFT checkpoint directory (also the reference) into `out` (its format, metrics, summary); returns the summary."
+    check_output_dir(out, checkpoint, data, tokenizer, what="OUT_DIR"); check_device(cfg.device)
+    ckpt, (tok, model) = Path(checkpoint), load_with_tokenizer(checkpoint, tokenizer)
+    pairs, held = _dpo_data(data, n_heldout, cfg.seed)
+    out, t0, dtype, stats = Path(out), time.time(), next(model.parameters()).dtype, None
+    with num_threads(cfg.threads):                                   # sampling and scoring too, not only training
+        model.float().to(cfg.device)
+        if pairs is None: pairs, stats = _on_policy_pairs(model, tok, n_train, k, cfg.seed)
+        ref_lp, before = pair_logps(model, tok, pairs, cfg.mask_eot), evaluate_tasks(model, tok, held)
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "metrics.jsonl", "w") as f:
+            try: rows = dpo_train(model, tok, pairs, cfg, ref_lp, log=lambda r: f.write(json.dumps(r) + "\n"))
+            except NonFiniteLoss as e: raise NonFiniteLoss(f"{e}; no weights were saved ({ckpt} is unchanged)") from None
+        after = evaluate_tasks(model, tok, held); model.to("cpu", dtype)
     fmt = "meta" if (ckpt / "params.json").exists() else "hf"
     (save_meta_checkpoint if fmt == "meta" else save_hf_checkpoint)(model, out); tok.save(out / "tokenizer.model")
-    summary = dict(checkpoint=str(ckpt), format=fmt, data=a.data or "on-policy pairs", n_pairs=len(pairs), pair_stats=stats,
+    summary = dict(checkpoint=str(ckpt), format=fmt, data=str(data) if data else "on-policy pairs", n_pairs=len(pairs), pair_stats=stats,
                    n_heldout=len(held), config=asdict(cfg), seconds=round(time.time() - t0, 1), final=rows[-1],
-                   **{f"heldout_{k}": dict(before=before[k], after=after[k]) for k in ("correct", "well_formed")})
+                   **{f"heldout_{m}": dict(before=before[m], after=after[m]) for m in ("correct", "well_formed")})
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    acc = f"held-out accuracy {before['correct']['all']:.2f} -> {after['correct']['all']:.2f}; " if "all" in before["correct"] else ""
-    print(f"dpo: {cfg.steps} steps on {len(pairs)} pairs; {acc}wrote {out}")
-    return 0
+    return summary
+

@@ -4,7 +4,7 @@
 
 # %% ../nbs/14_evaluation.ipynb #b8d40e63
 from __future__ import annotations
-import argparse, json, math, random, re, sys, time
+import json, math, random, re, sys, time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,14 +14,15 @@ from .tokenizer import ChatFormat, Tokenizer
 from .config import read_records
 from .generation import sample_replies
 from .paged import paged_generate
+from .optim import num_threads
 from .tasks import grade, make_example, prompt_key, task_examples, TASKS
-from .checkpoints import load_with_tokenizer, check_device, BAD_INPUT, bad_input
+from .checkpoints import load_with_tokenizer, check_device
 
 # %% auto #0
 __all__ = ['PHRASES', 'KEYWORDS', 'INSTRUCTIONS', 'CONFLICTS', 'GRADERS', 'BENCHMARKS', 'loose_variants', 'follows',
            'ifeval_scores', 'ifeval_examples', 'accuracy_ci', 'wilson_ci', 'pass_at_k', 'Benchmark',
            'builtin_benchmark', 'read_benchmark_jsonl', 'replies', 'run_eval', 'format_table', 'ngram_hashes',
-           'NgramIndex', 'token_coverage', 'contamination', 'dialog_text', 'eval_main']
+           'NgramIndex', 'token_coverage', 'contamination', 'dialog_text', 'eval_checkpoint']
 
 # %% ../nbs/14_evaluation.ipynb #26d524cb
 PHRASES = ("Is there anything else?", "That is all.", "Hope this helps.")  # endings for `end_with`
@@ -233,43 +234,21 @@ def dialog_text(example: dict) -> str:
     "The text of a chat example (all message contents), as it would appear in training data."
     return "\n".join(m["content"] for m in example["messages"])
 
-# %% ../nbs/14_evaluation.ipynb #047c065e
-def _eval_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="llama3_nb eval", description="Evaluate a checkpoint on verifiable benchmarks with 95% CIs (Llama 3 §5).")
-    p.add_argument("checkpoint", help="Meta or Hugging Face checkpoint directory (with tokenizer.model)")
-    p.add_argument("--benchmarks", default="tasks,ifeval", help="comma-separated built-ins: tasks, ifeval ('' for none)")
-    p.add_argument("--data", help="JSONL benchmark: one {\"prompt\", \"answer\", \"grader\"} per line; graders: " + ", ".join(GRADERS))
-    p.add_argument("--n", type=int, default=200, help="examples per built-in benchmark")
-    p.add_argument("--samples", type=int, default=0, help="sampled replies per prompt for pass@k (0: greedy only)")
-    p.add_argument("--k", default="1,5", help="comma-separated k for pass@k")
-    p.add_argument("--temperature", type=float, default=0.8); p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tokenizer", help="tokenizer.model path (default: CHECKPOINT/tokenizer.model)")
-    p.add_argument("--out", help="write the JSON report here"); p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    return p
-
 # %% ../nbs/14_evaluation.ipynb #ed87eaf9
-def _eval_inputs(a) -> tuple:
-    names = [s for s in a.benchmarks.split(",") if s.strip()]
-    benches = [builtin_benchmark(s.strip(), a.n, a.seed) for s in names] + ([read_benchmark_jsonl(a.data)] if a.data else [])
+def eval_checkpoint(checkpoint: str | Path, benchmarks: Sequence[str] = ("tasks", "ifeval"), data: str | Path | None = None,
+                    n: int = 200, samples: int = 0, ks: Sequence[int] = (1, 5), temperature: float = 0.8, seed: int = 0,
+                    tokenizer: str | Path | None = None, out: str | Path | None = None, threads: int = 1, device: str = "cpu") -> dict:
+    "Evaluate a checkpoint directory on built-in and JSONL benchmarks (95 % CIs, pass@k); the report, also written to `out`."
+    if out and Path(out).is_dir(): raise ValueError(f"--out {out} is a folder; give the .json file to write")
+    check_device(device)                                                    # everything is checked before any sampling
+    benches = [builtin_benchmark(s.strip(), n, seed) for s in benchmarks] + ([read_benchmark_jsonl(data)] if data else [])
     if not benches: raise ValueError("nothing to evaluate: give --benchmarks or --data")
-    ks = [int(k) for k in a.k.split(",")]                                  # a non-integer raises ValueError: exit 2
-    if a.samples < 0: raise ValueError(f"--samples must be >= 0, got {a.samples}")
-    if a.samples and not all(1 <= k <= a.samples for k in ks): raise ValueError(f"every k in --k must be in [1, --samples={a.samples}]")
-    tok, model = load_with_tokenizer(a.checkpoint, a.tokenizer)
-    return tok, model.float().to(a.device).eval(), benches, ks
+    if samples < 0: raise ValueError(f"--samples must be >= 0, got {samples}")
+    if samples and not all(1 <= k <= samples for k in ks): raise ValueError(f"every k in --k must be in [1, --samples={samples}]")
+    tok, model = load_with_tokenizer(checkpoint, tokenizer)
+    model, t0 = model.float().to(device).eval(), time.time()
+    with num_threads(threads): res = run_eval(model, tok, benches, samples, list(ks), temperature, seed=seed)
+    report = dict(checkpoint=str(checkpoint), ci="normal approximation, S +/- 1.96*sqrt(S(1-S)/N)", seconds=round(time.time() - t0, 1), results=res)
+    if out: Path(out).parent.mkdir(parents=True, exist_ok=True); Path(out).write_text(json.dumps(report, indent=1) + "\n")
+    return report
 
-def eval_main(argv: list[str] | None = None) -> int:
-    "Entry point of `llama3_nb eval CHECKPOINT_DIR`; returns the exit status."
-    a = _eval_parser().parse_args(argv)
-    try:
-        if a.out and Path(a.out).is_dir(): raise ValueError(f"--out {a.out} is a folder; give the .json file to write")
-        check_device(a.device); tok, model, benches, ks = _eval_inputs(a)       # all checked before any sampling
-    except BAD_INPUT as e: return bad_input("eval", e)
-    torch.set_num_threads(a.threads); t0 = time.time()
-    try: res = run_eval(model, tok, benches, a.samples, ks, a.temperature, seed=a.seed)
-    except ValueError as e: return bad_input("eval", e)     # e.g. a prompt longer than the context
-    print(format_table(res))
-    report = dict(checkpoint=str(a.checkpoint), ci="normal approximation, S +/- 1.96*sqrt(S(1-S)/N)", seconds=round(time.time() - t0, 1), results=res)
-    if a.out: Path(a.out).parent.mkdir(parents=True, exist_ok=True); Path(a.out).write_text(json.dumps(report, indent=1) + "\n")
-    return 0

@@ -161,11 +161,15 @@ def sample_replies(model: Transformer, tokenizer, dialogs: Sequence[Sequence[dic
 # %% ../nbs/04_generation.ipynb #5fa03192
 def bench_generation(args: ModelArgs | None = None, new_tokens: int = 512, prompt_len: int = 16,
                      batches: tuple[int, ...] = (1, 8), threads: int | None = None, verbose: bool = True) -> dict:
-    "Decode tokens/s: cache vs no cache, and ours vs HF `generate` (same weights, greedy), in one run."
+    "Decode tokens/s: cache vs no cache, and ours vs HF `generate` (same weights, greedy), in one run (on `threads`, then restored)."
+    before = torch.get_num_threads()
+    if threads: torch.set_num_threads(threads)
+    try: return _bench_generation(args or ModelArgs.mini(max_seq_len=1024), new_tokens, prompt_len, batches, verbose)
+    finally: torch.set_num_threads(before)
+
+def _bench_generation(args: ModelArgs, new_tokens: int, prompt_len: int, batches: tuple[int, ...], verbose: bool) -> dict:
     from llama3_nb.model import init_weights
     from llama3_nb.model_bench import hf_twin
-    if threads: torch.set_num_threads(threads)
-    args = args or ModelArgs.mini(max_seq_len=1024)
     torch.manual_seed(0)
     model = init_weights(Transformer(args)).eval()
     hf = hf_twin(model).eval()

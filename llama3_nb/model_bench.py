@@ -60,9 +60,13 @@ BENCH_ARGS = dict(dim=384, n_layers=6, n_heads=6, n_kv_heads=2, vocab_size=8192,
 
 def bench_model(args: ModelArgs | None = None, batch: int = 8, seq: int = 256, reps: int = 5,
                 threads: int | None = None, verbose: bool = True) -> dict:
-    "Time our Transformer vs HF's LlamaForCausalLM (same weights) and report tokens/s, ratios and MFU."
-    args = args or ModelArgs(**BENCH_ARGS)
+    "Time our Transformer vs HF's LlamaForCausalLM (same weights) and report tokens/s, ratios and MFU (on `threads`, then restored)."
+    before = torch.get_num_threads()
     if threads: torch.set_num_threads(threads)
+    try: return _bench_model(args or ModelArgs(**BENCH_ARGS), batch, seq, reps, verbose)
+    finally: torch.set_num_threads(before)
+
+def _bench_model(args: ModelArgs, batch: int, seq: int, reps: int, verbose: bool) -> dict:
     torch.manual_seed(0)
     ours = init_weights(Transformer(args)); hf = hf_twin(ours)
     x = torch.randint(0, args.vocab_size, (batch, seq + 1))

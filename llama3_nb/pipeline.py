@@ -5,19 +5,20 @@
 # %% ../nbs/15_pipeline.ipynb #ee470186
 from __future__ import annotations
 import json, time, platform
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from typing import Callable
 import torch
 from .config import ModelArgs, PRESETS, count_params, flops_per_token
 from .model import Transformer, init_weights
 from .checkpoints import save_meta_checkpoint, save_hf_checkpoint, load_checkpoint
-from .tokenizer import default_tokenizer
+from .tokenizer import Tokenizer, default_tokenizer
 from .generation import generate, generate_text, chat_reply, sample_replies
 from .paged import paged_generate
 from .crawl import shipped_crawl_dir
-from .curate import curate_main
+from .curate import curate, format_summary
 from .pretraining_data import open_source
+from .optim import num_threads
 from .pretraining import TrainConfig, train, evaluate
 from .pretraining_study import unigram_loss
 from .tokenizer import ChatFormat
@@ -30,9 +31,9 @@ from .dpo import DPOTrainConfig, make_pairs, pair_logps, dpo_train
 from .evaluation import builtin_benchmark, run_eval, NgramIndex, contamination
 
 # %% auto #0
-__all__ = ['STAGES', 'RunConfig', 'stage_curate', 'plot_funnel', 'stage_tokenizer', 'stage_model', 'stage_pretrain', 'stage_sft',
-           'plot_sft', 'stage_reward', 'stage_rs', 'stage_dpo', 'stage_compare', 'plot_stages', 'stage_evaluate',
-           'stage_checkpoints', 'stage_serve', 'run', 'write_report']
+__all__ = ['STAGES', 'RunConfig', 'RunState', 'stage_curate', 'plot_funnel', 'stage_tokenizer', 'stage_model', 'stage_pretrain',
+           'stage_sft', 'plot_sft', 'stage_reward', 'stage_rs', 'stage_dpo', 'stage_compare', 'plot_stages',
+           'stage_evaluate', 'stage_checkpoints', 'stage_serve', 'run', 'write_report']
 
 # %% ../nbs/15_pipeline.ipynb #ec7a2e3b
 @dataclass
@@ -60,15 +61,25 @@ class RunConfig:
     def __post_init__(self):
         if self.preset not in PRESETS: raise ValueError(f"unknown preset {self.preset!r}; the presets are {', '.join(PRESETS)}")
 
+@dataclass
+class RunState:
+    "What the stages hand on to later ones; each field is set by the stage named in its comment."
+    corpus: Path | None = None                      # curate: the sampled mix (mix.jsonl)
+    tokenizer: Tokenizer | None = None              # tokenizer: the run's BPE `Tokenizer`
+    model: Transformer | None = None                # model (then trained in place; rs replaces it with its fine-tuned copy)
+    pretrain_ids: torch.Tensor | None = None        # pretrain: the training token ids, for the contamination check
+    heldout_tasks: list[dict] = field(default_factory=list)          # sft: the held-out prompts every model is measured on
+    heldout_ok: dict[str, torch.Tensor] = field(default_factory=dict)  # sft, rs, dpo: 1/0 per held-out prompt, per model
+    checkpoint: Path | None = None                  # checkpoints: the saved Meta-format directory
+
 # %% ../nbs/15_pipeline.ipynb #105f7c8d
-def stage_curate(cfg: RunConfig, st: dict) -> dict:
+def stage_curate(cfg: RunConfig, st: RunState) -> dict:
     "Curate the bundled crawl: extraction, PII, dedup, filters, quality and the 50/25/17/8 mix."
     out = Path(cfg.out_dir) / "curated"
     crawl = next(shipped_crawl_dir().glob("crawl.jsonl*"))
-    if curate_main([str(crawl), str(out), "--seed", str(cfg.seed)] + ([] if cfg.progress else ["--quiet"])) != 0:
-        raise RuntimeError("curation failed")
-    s = json.loads((out / "summary.json").read_text())
-    st["corpus"] = out / "mix.jsonl"
+    s = curate(crawl, out, seed=cfg.seed, progress=cfg.progress)           # the report's mix, the default filters
+    if cfg.progress: print(format_summary(s))
+    st.corpus = out / "mix.jsonl"
     return {"pages": s["lines"], "kept": s["kept"], "mix_target": s["mix"]["target"], "mix_reached": s["mix"]["reached"],
             "rejected_by": s["counts"], "funnel_plot": str(plot_funnel(s["funnel"], out / "funnel.png"))}
 
@@ -83,35 +94,34 @@ def plot_funnel(funnel: dict, png: Path) -> Path:
     fig.suptitle("what each curation step removed", fontsize=9); fig.tight_layout(); fig.savefig(png, dpi=72)
     return png
 
-def stage_tokenizer(cfg: RunConfig, st: dict) -> dict:
+def stage_tokenizer(cfg: RunConfig, st: RunState) -> dict:
     "Train the project's byte-level BPE (cached under the run directory)."
-    tok = st["tokenizer"] = default_tokenizer(cfg.vocab_size, cache_dir=Path(cfg.out_dir) / "tokenizer")
+    tok = st.tokenizer = default_tokenizer(cfg.vocab_size, cache_dir=Path(cfg.out_dir) / "tokenizer")
     return {"n_words": tok.n_words, "bpe_ranks": cfg.vocab_size}
 
-def stage_model(cfg: RunConfig, st: dict) -> dict:
+def stage_model(cfg: RunConfig, st: RunState) -> dict:
     "Build and initialise the model, its vocabulary sized to the tokenizer."
     torch.manual_seed(cfg.seed)
-    args = ModelArgs.preset(cfg.preset, vocab_size=st["tokenizer"].n_words)
-    st["model"] = init_weights(Transformer(args)).to(cfg.device)
+    args = ModelArgs.preset(cfg.preset, vocab_size=st.tokenizer.n_words)
+    st.model = init_weights(Transformer(args)).to(cfg.device)
     return {"params": count_params(args), "train_flops_per_token": flops_per_token(args, args.max_seq_len), "args": asdict(args)}
 
 # %% ../nbs/15_pipeline.ipynb #d4c60a5d
-def stage_pretrain(cfg: RunConfig, st: dict) -> dict:
+def stage_pretrain(cfg: RunConfig, st: RunState) -> dict:
     "Pretrain on the curated mix: warm-up + cosine, batch/context ramp, document masks, annealing on math."
-    mix, out, tok = str(st["corpus"]), Path(cfg.out_dir) / "pretrain", st["tokenizer"]
-    T = min(256, st["model"].params.max_seq_len)
+    mix, out, tok = str(st.corpus), Path(cfg.out_dir) / "pretrain", st.tokenizer
+    T = min(256, st.model.params.max_seq_len)
     srcs = {"train": open_source(mix, "train", tok), "heldout": open_source(mix, "heldout", tok),   # the run's tokenizer
             "anneal": open_source(f"{mix},{mix}#math*2", "train", tok)}                               # math upsampled 2x
-    tc = TrainConfig(preset=cfg.preset, model={"vocab_size": tok.n_words}, tokenizer="bpe", data=mix,
-                     lr=3e-3, min_lr=3e-4, warmup_steps=max(1, cfg.pretrain_steps // 10),
-                     max_steps=cfg.pretrain_steps, anneal_steps=cfg.pretrain_steps // 5,
+    tc = TrainConfig(preset=cfg.preset, model={"vocab_size": tok.n_words}, lr=3e-3, min_lr=3e-4,
+                     warmup_steps=max(1, cfg.pretrain_steps // 10), max_steps=cfg.pretrain_steps, anneal_steps=cfg.pretrain_steps // 5,
                      stages=[[0, 16 * T // 2, T // 2], [cfg.pretrain_steps * 4 * T, 16 * T, T]],
                      autocast="bf16", threads=cfg.threads, seed=cfg.seed, device=cfg.device, out_dir=str(out),
                      ckpt_every=0, eval_every=max(1, cfg.pretrain_steps // 4), progress=cfg.progress)
-    rows = train(tc, model=st["model"], resume=False, sources=srcs)
-    st["pretrain_ids"] = srcs["train"].ids                                 # for the contamination check
-    model_loss = evaluate(st["model"], srcs["heldout"], T, n_batches=8, autocast="bf16")
-    st["model"].eval()
+    rows = train(tc, model=st.model, resume=False, sources=srcs)      # the streams above, not tc's data/tokenizer fields
+    st.pretrain_ids = srcs["train"].ids                                 # for the contamination check
+    model_loss = evaluate(st.model, srcs["heldout"], T, n_batches=8, autocast="bf16")
+    st.model.eval()
     return {"steps": len(rows), "tokens": rows[-1]["tokens"], "first_loss": round(rows[0]["loss"], 3),
             "last_train_loss": round(rows[-1]["loss"], 3), "heldout_loss": round(model_loss, 3),
             "unigram_heldout_loss": round(unigram_loss(srcs["train"].ids, srcs["heldout"].ids, tok.n_words), 3),
@@ -125,17 +135,17 @@ def _ok(replies: list[dict]) -> torch.Tensor:
     "1.0 / 0.0 per graded reply of `evaluate_tasks(..., replies=...)`."
     return torch.tensor([float(r["ok"]) for r in replies])
 
-def stage_sft(cfg: RunConfig, st: dict) -> dict:
+def stage_sft(cfg: RunConfig, st: RunState) -> dict:
     "Fine-tune in the chat format on verifiable tasks (prompt-masked, packed); held-out accuracy before and after."
-    tok, model, out = st["tokenizer"], st["model"], Path(cfg.out_dir) / "sft"
+    tok, model, out = st.tokenizer, st.model, Path(cfg.out_dir) / "sft"
     train_ex, held = task_examples(cfg.sft_examples, "train", cfg.seed), task_examples(40, "heldout", cfg.seed + 1)
     held_enc = [encode_sft(ChatFormat(tok), e["messages"]) for e in held]
     before, loss0 = evaluate_tasks(model, tok, held, replies=(r0 := [])), sft_eval_loss(model, tok, held_enc)
     sc = SFTConfig(steps=cfg.sft_steps, warmup_steps=min(20, cfg.sft_steps // 10), seed=cfg.seed, threads=cfg.threads,
                    device=cfg.device, eval_every=max(1, cfg.sft_steps // 6), progress=cfg.progress)
     rows = sft_train(model, tok, train_ex, sc, held)
-    after, st["heldout_tasks"] = evaluate_tasks(model, tok, held, replies=(r1 := [])), held
-    st["heldout_ok"] = {"base": _ok(r0), "SFT": _ok(r1)}                     # per held-out prompt, for paired comparisons
+    after, st.heldout_tasks = evaluate_tasks(model, tok, held, replies=(r1 := [])), held
+    st.heldout_ok = {"base": _ok(r0), "SFT": _ok(r1)}                     # per held-out prompt, for paired comparisons
     return {"train_dialogs": len(train_ex), "heldout_dialogs": len(held), "steps": len(rows),
             "heldout_loss": f"{loss0:.3f} -> {rows[-1]['heldout_loss']:.3f}",
             "heldout_correct": f"{before['correct']['all']:.3f} -> {after['correct']['all']:.3f}",
@@ -153,9 +163,9 @@ def plot_sft(rows: list[dict], png: Path) -> Path:
     return png
 
 # %% ../nbs/15_pipeline.ipynb #d99c2e6f
-def stage_reward(cfg: RunConfig, st: dict) -> dict:
+def stage_reward(cfg: RunConfig, st: RunState) -> dict:
     "Reward model from the SFT weights (edited > chosen > rejected); held-out pairwise accuracy and best-of-8 picks."
-    tok, lm, held = st["tokenizer"], st["model"], st["heldout_tasks"]
+    tok, lm, held = st.tokenizer, st.model, st.heldout_tasks
     train_ex, K, nan = task_examples(50, "train", cfg.seed + 3), 8, float("nan")
     prompts = lambda exs: [e["messages"][:-1] for e in exs]
     by_key = lambda exs, ss: {prompt_key(e["messages"]): s for e, s in zip(exs, ss)}
@@ -174,24 +184,24 @@ def stage_reward(cfg: RunConfig, st: dict) -> dict:
             "random_sample_correct": round(right.mean().item(), 3), "oracle_correct": round(right.amax(1).mean().item(), 3)}
 
 # %% ../nbs/15_pipeline.ipynb #a07ed8db
-def stage_rs(cfg: RunConfig, st: dict) -> dict:
+def stage_rs(cfg: RunConfig, st: RunState) -> dict:
     "Rejection sampling: K samples per prompt, the verifier keeps passes; fine-tune on them mixed with SFT data."
-    tok, sft, held = st["tokenizer"], st["model"], st["heldout_tasks"]
+    tok, sft, held = st.tokenizer, st.model, st.heldout_tasks
     prompts = task_examples(cfg.rs_prompts, "train", cfg.seed + 4)
     res = rejection_sample(sft, None, tok, prompts, k=cfg.rs_k, max_new_tokens=16, seed=cfg.seed, select="verifier")
     mix = task_examples(max(1, -(-len(res.kept) // len(TASKS))), "train", cfg.seed + 5)     # about as many reference examples
     fc = SFTConfig(steps=cfg.rs_steps, lr=1e-3, min_lr=1e-4, warmup_steps=min(5, cfg.rs_steps // 4), seed=cfg.seed,
                    threads=cfg.threads, device=cfg.device, progress=cfg.progress)
-    st["model"], rows = rs_finetune(sft, tok, list(res.kept) + mix, fc)
-    after = evaluate_tasks(st["model"], tok, held, replies=(r := [])); st["heldout_ok"]["RS"] = _ok(r)
+    st.model, rows = rs_finetune(sft, tok, list(res.kept) + mix, fc)
+    after = evaluate_tasks(st.model, tok, held, replies=(r := [])); st.heldout_ok["RS"] = _ok(r)
     return {"prompts": len(prompts), "k": cfg.rs_k, "kept": len(res.kept), "mixed_sft_examples": len(mix),
             "random_sample_correct": round(res.stats["random_correct"], 3), "verifier_pass_at_k": round(res.stats["oracle_correct"], 3),
-            "steps": len(rows), "heldout_correct": f"{st['heldout_ok']['SFT'].mean():.3f} -> {after['correct']['all']:.3f}"}
+            "steps": len(rows), "heldout_correct": f"{st.heldout_ok['SFT'].mean():.3f} -> {after['correct']['all']:.3f}"}
 
 # %% ../nbs/15_pipeline.ipynb #4af7b767
-def stage_dpo(cfg: RunConfig, st: dict) -> dict:
+def stage_dpo(cfg: RunConfig, st: RunState) -> dict:
     "DPO + NLL on preference pairs sampled from the RS model and graded by program; held-out accuracy before and after."
-    tok, model, held = st["tokenizer"], st["model"], st["heldout_tasks"]
+    tok, model, held = st.tokenizer, st.model, st.heldout_tasks
     prompts = task_examples(cfg.dpo_prompts, "train", cfg.seed + 2)
     pairs, made = make_pairs(prompts, sample_replies(model, tok, [e["messages"][:-1] for e in prompts], 4, 24, 1.0, cfg.seed, engine=paged_generate))
     if not pairs: return {"pairs": 0, **made, "note": "every sampled reply was correct: nothing to prefer"}
@@ -199,16 +209,16 @@ def stage_dpo(cfg: RunConfig, st: dict) -> dict:
                         device=cfg.device, progress=cfg.progress)
     before, ref = evaluate_tasks(model, tok, held), pair_logps(model, tok, pairs, dc.mask_eot)   # the RS model is the reference
     rows = dpo_train(model, tok, pairs, dc, ref)
-    after = evaluate_tasks(model, tok, held, replies=(r := [])); st["heldout_ok"]["DPO"] = _ok(r)
+    after = evaluate_tasks(model, tok, held, replies=(r := [])); st.heldout_ok["DPO"] = _ok(r)
     return {"pairs": len(pairs), **made, "steps": len(rows), "last_reward_acc": round(rows[-1]["reward_acc"], 3),
             "heldout_correct": f"{before['correct']['all']:.3f} -> {after['correct']['all']:.3f}",
             "heldout_well_formed": f"{before['well_formed']['all']:.3f} -> {after['well_formed']['all']:.3f}",
             "correct_by_task": {k: round(v, 3) for k, v in after["correct"].items() if k != "all"}}
 
 # %% ../nbs/15_pipeline.ipynb #c1bf68df
-def stage_compare(cfg: RunConfig, st: dict) -> dict:
+def stage_compare(cfg: RunConfig, st: RunState) -> dict:
     "Base, SFT, RS and DPO on the same held-out prompts: accuracy with 95 % intervals, paired gains, a plot."
-    ok = st["heldout_ok"]; names = list(ok)
+    ok = st.heldout_ok; names = list(ok)
     acc = {n: {"acc": round(v.mean().item(), 3), "ci": [round(v.mean().item() - 1.96 * (v.std() / len(v) ** .5).item(), 3),
                                                       round(v.mean().item() + 1.96 * (v.std() / len(v) ** .5).item(), 3)], "n": len(v)}
            for n, v in ok.items()}
@@ -225,11 +235,11 @@ def plot_stages(acc: dict, png: Path) -> Path:
     return png
 
 # %% ../nbs/15_pipeline.ipynb #2bd8c6af
-def stage_evaluate(cfg: RunConfig, st: dict) -> dict:
+def stage_evaluate(cfg: RunConfig, st: RunState) -> dict:
     "The final model on held-out benchmarks (accuracy with 95 % CI), and 8-gram contamination of their prompts."
-    tok, model = st["tokenizer"], st["model"]
+    tok, model = st.tokenizer, st.model
     benches = [builtin_benchmark(name, cfg.eval_n, cfg.seed + 7) for name in ("tasks", "ifeval")]
-    res, index, out = run_eval(model, tok, benches), NgramIndex.build([st["pretrain_ids"]]), {}
+    res, index, out = run_eval(model, tok, benches), NgramIndex.build([st.pretrain_ids]), {}
     for b in benches:
         r = res[b.name]
         _, flagged = contamination([" ".join(m["content"] for m in e["messages"] if m["role"] == "user") for e in b.examples], index, tok)
@@ -238,32 +248,31 @@ def stage_evaluate(cfg: RunConfig, st: dict) -> dict:
     return out | {"pretraining_8grams_indexed": len(index)}
 
 # %% ../nbs/15_pipeline.ipynb #31e91f62
-def stage_checkpoints(cfg: RunConfig, st: dict) -> dict:
+def stage_checkpoints(cfg: RunConfig, st: RunState) -> dict:
     "Save in Meta's and HF's formats (with tokenizer.model), reload both, compare logits."
-    out, model = Path(cfg.out_dir) / "checkpoints", st["model"]
+    out, model = Path(cfg.out_dir) / "checkpoints", st.model
     toks = torch.randint(0, model.params.vocab_size, (2, 32), device=cfg.device)
     figs = {}
     with torch.no_grad():
         ref = model(toks)
         for fmt, save in (("meta", save_meta_checkpoint), ("hf", save_hf_checkpoint)):
-            save(model, out / fmt); st["tokenizer"].save(out / fmt / "tokenizer.model")
+            save(model, out / fmt); st.tokenizer.save(out / fmt / "tokenizer.model")
             diff = (load_checkpoint(out / fmt).to(cfg.device)(toks) - ref).abs().max().item()
             if diff > 1e-5: raise RuntimeError(f"the reloaded {fmt} checkpoint computes different logits (max diff {diff})")
             figs[f"{fmt}_max_abs_logit_diff"] = diff
             figs[f"{fmt}_mb"] = round(sum(f.stat().st_size for f in (out / fmt).iterdir()) / 2**20, 2)
-    st["checkpoint"] = out / "meta"
+    st.checkpoint = out / "meta"
     return figs
 
-def stage_serve(cfg: RunConfig, st: dict) -> dict:
+def stage_serve(cfg: RunConfig, st: RunState) -> dict:
     "Generate with the KV cache, and answer held-out chat prompts from the saved checkpoint."
-    model, tok = st["model"], st["tokenizer"]
+    model, tok = st.model, st.tokenizer
     prompt = tok.encode("The Python language", bos=True, eos=False)
-    torch.set_num_threads(cfg.threads)
     t = time.perf_counter(); g = generate(model, [prompt], cfg.new_tokens, seed=cfg.seed)   # no stop: a full-length timing
     tps = cfg.new_tokens / (time.perf_counter() - t)
     samples = generate_text(model, tok, ["def ", "The answer is", "Python"], cfg.new_tokens, temperature=0.8, top_p=0.9, seed=cfg.seed)
-    served = load_checkpoint(st["checkpoint"]).to(cfg.device).eval()
-    chats = [e["messages"][:-1] for e in st.get("heldout_tasks", [])[::40][:3]] or [[{"role": "user", "content": "What is a list?"}]]
+    served = load_checkpoint(st.checkpoint).to(cfg.device).eval()
+    chats = [e["messages"][:-1] for e in st.heldout_tasks[::40][:3]] or [[{"role": "user", "content": "What is a list?"}]]
     replies = [(d[-1]["content"], chat_reply(served, tok, d, max_new_tokens=cfg.new_tokens)) for d in chats]   # greedy
     return {"greedy": "The Python language" + tok.decode(g.tokens[0]), "decode_tokens_per_s": round(tps, 1),
             "samples (T=0.8, top-p 0.9)": samples, "chat (held-out prompt -> reply)": replies}
@@ -276,16 +285,17 @@ STAGES: list[tuple[str, Callable]] = [("curate", stage_curate), ("tokenizer", st
 
 # %% ../nbs/15_pipeline.ipynb #ed1384be
 def run(cfg: RunConfig | None = None, log=print, stages: list[tuple[str, Callable]] | None = None) -> dict:
-    "The main job: run the stages in order; write `report.md` and `summary.json` whatever happens."
+    "The main job: run the stages in order on `cfg.threads` threads; write `report.md` and `summary.json` whatever happens."
     cfg = cfg or RunConfig()
     out = Path(cfg.out_dir); out.mkdir(parents=True, exist_ok=True)
     summary = {"config": asdict(cfg), "torch": torch.__version__, "python": platform.python_version(), "steps": {}}
-    st: dict = {}
+    st = RunState()
     try:
-        for i, (name, fn) in enumerate(stages or STAGES, 1):
-            log(f"[{i}/{len(stages or STAGES)}] {name}: {fn.__doc__}")
-            t = time.perf_counter()
-            summary["steps"][name] = fn(cfg, st) | {"seconds": round(time.perf_counter() - t, 2)}
+        with num_threads(cfg.threads):                  # on cfg.threads; the caller's count comes back afterwards
+            for i, (name, fn) in enumerate(stages or STAGES, 1):
+                log(f"[{i}/{len(stages or STAGES)}] {name}: {fn.__doc__}")
+                t = time.perf_counter()
+                summary["steps"][name] = fn(cfg, st) | {"seconds": round(time.perf_counter() - t, 2)}
         summary["status"] = "ok"
     except Exception as e:
         summary["status"] = f"failed in stage {name!r}: {type(e).__name__}: {e}"; raise

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06b_pretraining.ipynb #7430e5b0
 from __future__ import annotations
-import argparse, json, math, os, random, sys, time
+import json, math, os, random, sys, time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
@@ -17,13 +17,13 @@ from .config import ModelArgs, check_fields
 from .model import Transformer, init_weights
 from .pretraining_data import (doc_ids, doc_mask, TokenStream, stdlib_texts, math_texts, ByteTokenizer,
                                        make_tokenizer, source_texts, open_source)
-from .optim import lr_at, make_optimizer, NonFiniteLoss, weights_finite, check_finite
-from .checkpoints import BAD_INPUT, bad_input, check_device, check_number, check_output_dir
+from .optim import lr_at, make_optimizer, NonFiniteLoss, weights_finite, check_finite, num_threads
+from .checkpoints import check_device, check_number, check_output_dir
 
 # %% auto #0
 __all__ = ['TrainConfig', 'config_from_dict', 'load_config', 'cfg_lr', 'stage_index', 'stage_at', 'train_step', 'rng_states',
            'set_rng_states', 'save_train_state', 'load_train_state', 'build_model', 'evaluate', 'next_stage', 'train',
-           'plot_metrics', 'average_checkpoints', 'anneal_checkpoints', 'train_main']
+           'plot_metrics', 'average_checkpoints', 'anneal_checkpoints', 'check_run']
 
 # %% ../nbs/06b_pretraining.ipynb #b5643a3f
 @dataclass
@@ -112,9 +112,9 @@ def _config_dict(path: str | Path) -> dict:
     if not isinstance(d, dict): raise ValueError(f"{path} should hold a table/object, got {type(d).__name__}")
     return d
 
-def load_config(path: str | Path) -> TrainConfig:
-    "Read a TOML or JSON config file into a `TrainConfig`."
-    return config_from_dict(_config_dict(path))
+def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
+    "Read a TOML or JSON config file into a `TrainConfig`, with `overrides` (keys as in the file) applied on top."
+    return config_from_dict(_config_dict(path) | (overrides or {}))
 
 # %% ../nbs/06b_pretraining.ipynb #c7e49d0e
 def cfg_lr(cfg: TrainConfig, step: int) -> float:
@@ -240,9 +240,11 @@ def next_stage(cfg: TrainConfig, state: dict, short_loss: Callable[[], float]) -
 # %% ../nbs/06b_pretraining.ipynb #7d53af21
 def train(cfg: TrainConfig, model: Transformer | None = None, resume: bool = True, stop_at: int | None = None,
           sources: dict[str, TokenStream] | None = None) -> list[dict]:
-    "Run (or resume) pretraining as `cfg` says (`sources`: train/heldout[/anneal] streams instead of the config's specs)."
+    "Run (or resume) pretraining as `cfg` says (`sources`: train/heldout[/anneal] streams instead of its data and tokenizer)."
+    with num_threads(cfg.threads): return _train(cfg, model, resume, stop_at, sources)     # the caller's count comes back
+
+def _train(cfg: TrainConfig, model: Transformer | None, resume: bool, stop_at: int | None, sources: dict | None) -> list[dict]:
     out = Path(cfg.out_dir); out.mkdir(parents=True, exist_ok=True); ckpt = out / "ckpt" / "latest.pt"
-    if cfg.threads: torch.set_num_threads(cfg.threads)
     if sources is None: tok = make_tokenizer(cfg.tokenizer, cfg.model_args().vocab_size, out / "tokenizer")
     srcs, metrics = sources or _load_sources(cfg, tok), out / "metrics.jsonl"
     need = max(int(s.ids.max()) + 1 for s in srcs.values()) if sources else tok.n_words
@@ -319,34 +321,10 @@ def anneal_checkpoints(out_dir: str | Path) -> list[Path]:
     return sorted((Path(out_dir) / "ckpt").glob("anneal_*.pt"))
 
 # %% ../nbs/06b_pretraining.ipynb #22eb798c
-def _value(s: str):
-    try: return json.loads(s)
-    except json.JSONDecodeError: return s
+def check_run(cfg: TrainConfig) -> TrainConfig:
+    "`cfg` if its device exists here and its out_dir is apart from its data files; else a one-line `ValueError`."
+    check_device(cfg.device, "device")
+    files = [p.partition("*")[0].partition("#")[0] for s in (cfg.data, cfg.eval_data, cfg.anneal_data) for p in s.split(",")]
+    check_output_dir(cfg.out_dir, *(f for f in files if f not in ("", "stdlib", "math")), what="out_dir")
+    return cfg
 
-def train_main(argv: list[str] | None = None) -> int:
-    "Entry point of `llama3_nb train CONFIG`; returns the exit status."
-    p = argparse.ArgumentParser(prog="llama3_nb train", description="Pretrain a Llama 3 model as a config file says (Llama 3 §3.4).")
-    p.add_argument("config", help="TOML or JSON file with TrainConfig keys")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key (VALUE as JSON, else a string)")
-    p.add_argument("--out-dir", help="run folder (metrics.jsonl, loss.png, ckpt/)"); p.add_argument("--device", help="e.g. cpu, cuda")
-    p.add_argument("--max-steps", type=int); p.add_argument("--stop-at", type=int, help="stop early at this step (resumable)")
-    p.add_argument("--fresh", action="store_true", help="start over, ignoring an existing checkpoint")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    a = p.parse_args(argv)
-    try:
-        d = _config_dict(a.config)
-        for kv in a.set:
-            k, eq, v = kv.partition("=")
-            if not eq: raise ValueError(f"--set wants KEY=VALUE, got {kv!r}")
-            d[k] = _value(v)
-        d.update({k: v for k, v in dict(out_dir=a.out_dir, device=a.device, max_steps=a.max_steps).items() if v is not None})
-        if a.no_progress: d["progress"] = False
-        cfg = config_from_dict(d); check_device(cfg.device, "device")
-        files = [p.partition("*")[0].partition("#")[0] for s in (cfg.data, cfg.eval_data, cfg.anneal_data) for p in s.split(",")]
-        check_output_dir(cfg.out_dir, *(f for f in files if f not in ("", "stdlib", "math")), what="out_dir")
-    except BAD_INPUT as e: return bad_input("train", e)
-    try: rows = train(cfg, resume=not a.fresh, stop_at=a.stop_at)
-    except NonFiniteLoss as e: print(f"llama3_nb train: {e}", file=sys.stderr); return 3
-    except BAD_INPUT as e: return bad_input("train", e)      # a damaged or misfitting checkpoint, a bad data line
-    if rows: print(f"step {rows[-1]['step'] + 1}/{cfg.max_steps}: loss {rows[-1]['loss']:.4f}; curves in {Path(cfg.out_dir) / 'loss.png'}")
-    return 0

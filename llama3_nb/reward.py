@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_reward_model.ipynb #987faf6c
 from __future__ import annotations
-import argparse, json, math, random, re, sys, time
+import json, math, random, re, time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, asdict
 from pathlib import Path
@@ -19,17 +19,16 @@ from .tokenizer import ChatFormat, Tokenizer
 from .hf_tokenizer import chat_format_of
 from .optim import OptimConfig, NonFiniteLoss, fit
 from .generation import sample_replies
-from .checkpoints import load_checkpoint, load_with_tokenizer, save_meta_checkpoint, save_hf_checkpoint, check_output_dir, check_device, BAD_INPUT, bad_input
+from .checkpoints import load_checkpoint, load_with_tokenizer, save_meta_checkpoint, save_hf_checkpoint, check_output_dir, check_device
 from .config import read_records
 from .tasks import grade, prompt_key, split_of, task_examples, check_messages
-from .sft import add_common_args
 
 # %% auto #0
 __all__ = ['SLOPPY', 'CORRUPT', 'RANKED', 'PAIRS', 'preference_record', 'preference_data', 'normalize_preference',
            'read_preference_jsonl', 'RewardModel', 'reward_model_from', 'lm_of', 'response_ids', 'pack_responses',
            'response_mask', 'collate_rows', 'encode_rows', 'rewards_of', 'score_packed', 'score', 'bt_loss',
            'ranking_loss', 'RMConfig', 'pairwise_accuracy', 'train_reward_model', 'best_of_k', 'paired_gain',
-           'save_reward_model', 'load_reward_model', 'reward_main']
+           'save_reward_model', 'load_reward_model', 'run_reward']
 
 # %% ../nbs/08_reward_model.ipynb #fe60fa0f
 def _ints(s: str) -> list[int]: return [int(x) for x in re.findall(r"\d+", s)]
@@ -269,51 +268,37 @@ def load_reward_model(ckpt_dir: str | Path) -> RewardModel:
     return rm
 
 # %% ../nbs/08_reward_model.ipynb #2964512e
-def _reward_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="llama3_nb reward", description="Train a Bradley-Terry reward model, edited > chosen > rejected (Llama 3 §4.1.2).")
-    p.add_argument("checkpoint", help="SFT checkpoint directory, Meta or Hugging Face (with tokenizer.model)")
-    p.add_argument("out", help="output directory: trunk checkpoint, reward_head.pt, tokenizer.model, metrics.jsonl, summary.json")
-    p.add_argument("--data", help="preference JSONL: {prompt, [edited], chosen, rejected} or {chosen: [dialog], rejected: [dialog]} per line")
-    p.add_argument("--steps", type=int, default=RMConfig.steps); p.add_argument("--lr", type=float, default=RMConfig.lr)
-    p.add_argument("--batch-size", type=int, default=RMConfig.batch_size)
-    p.add_argument("--n-train", type=int, default=200, help="generated records per task (without --data)")
-    p.add_argument("--n-heldout", type=int, default=40, help="generated held-out records per task (without --data)")
-    return add_common_args(p)
-
-def _reward_inputs(a) -> tuple:
-    ckpt, (tok, lm) = Path(a.checkpoint), load_with_tokenizer(a.checkpoint, a.tokenizer)
-    if a.data:
-        recs = read_preference_jsonl(a.data)
+def _reward_data(data: str | Path | None, n_train: int, n_heldout: int, seed: int) -> tuple[list[dict], list[dict]]:
+    "(train, held-out) preference records: `data`'s split by prompt hash, or generated from the tasks."
+    if data:
+        recs = read_preference_jsonl(data)
         side = [split_of(prompt_key(r["prompt"] + [{"role": "assistant", "content": ""}])) for r in recs]
         train, held = [r for r, s in zip(recs, side) if s == "train"], [r for r, s in zip(recs, side) if s == "heldout"]
-    else: train, held = preference_data(task_examples(a.n_train, "train", a.seed), a.seed), preference_data(task_examples(a.n_heldout, "heldout", a.seed + 1), a.seed + 1)
-    if not train: raise ValueError(f"{a.data}: no record falls on the training side of the split")
-    cfg = RMConfig(lr=a.lr, steps=a.steps, warmup_steps=min(10, a.steps // 10), batch_size=a.batch_size, seed=a.seed,
-                   threads=a.threads, device=a.device, progress=not a.quiet)
-    return ckpt, tok, lm, train, held, cfg
+    else: train, held = preference_data(task_examples(n_train, "train", seed), seed), preference_data(task_examples(n_heldout, "heldout", seed + 1), seed + 1)
+    if not train: raise ValueError(f"{data}: no record falls on the training side of the split")
+    return train, held
+
 
 # %% ../nbs/08_reward_model.ipynb #c5a17e5d
-def reward_main(argv: list[str] | None = None) -> int:
-    "Entry point of `llama3_nb reward SFT_CHECKPOINT_DIR OUT_DIR`; returns the exit status."
-    a = _reward_parser().parse_args(argv)
-    try:
-        check_output_dir(a.out, a.checkpoint, a.data, a.tokenizer, what="OUT_DIR"); check_device(a.device)
-        ckpt, tok, lm, train, held, cfg = _reward_inputs(a)
-    except BAD_INPUT as e: return bad_input("reward", e)
-    out, t0, dtype = Path(a.out), time.time(), next(lm.parameters()).dtype
+def run_reward(checkpoint: str | Path, out: str | Path, cfg: RMConfig, data: str | Path | None = None, n_train: int = 200,
+               n_heldout: int = 40, tokenizer: str | Path | None = None) -> dict:
+    "Train a reward model from a checkpoint directory into `out` (trunk, reward_head.pt, metrics, summary); returns the summary."
+    check_output_dir(out, checkpoint, data, tokenizer, what="OUT_DIR"); check_device(cfg.device)
+    ckpt, (tok, lm) = Path(checkpoint), load_with_tokenizer(checkpoint, tokenizer)
+    train, held = _reward_data(data, n_train, n_heldout, cfg.seed)
+    out, t0, dtype = Path(out), time.time(), next(lm.parameters()).dtype
     out.mkdir(parents=True, exist_ok=True)
-    rm = reward_model_from(lm.float(), a.seed).to(cfg.device); del lm
+    rm = reward_model_from(lm.float(), cfg.seed).to(cfg.device); del lm
     measure = lambda: pairwise_accuracy(rm, tok, held) if held else {}
     before = measure()
     with open(out / "metrics.jsonl", "w") as f:
         try: train_reward_model(rm, tok, train, cfg, held, log=lambda r: f.write(json.dumps(r) + "\n"))
-        except NonFiniteLoss as e: print(f"llama3_nb reward: {e}; no weights were saved ({ckpt} is unchanged)", file=sys.stderr); return 3
+        except NonFiniteLoss as e: raise NonFiniteLoss(f"{e}; no weights were saved ({ckpt} is unchanged)") from None
     after = measure(); rm.to("cpu", dtype)
     fmt = "meta" if (ckpt / "params.json").exists() else "hf"
     save_reward_model(rm, out, fmt); tok.save(out / "tokenizer.model")
-    summary = dict(checkpoint=str(ckpt), format=fmt, data=a.data or "generated tasks", n_train=len(train), n_heldout=len(held),
+    summary = dict(checkpoint=str(ckpt), format=fmt, data=str(data) if data else "generated tasks", n_train=len(train), n_heldout=len(held),
                    config=asdict(cfg), seconds=round(time.time() - t0, 1), heldout_accuracy=dict(before=before, after=after))
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    acc = lambda d: next(iter(d.values()), {}).get("all", float("nan"))
-    print(f"reward: {cfg.steps} steps; held-out accuracy {acc(before):.2f} -> {acc(after):.2f} ({next(iter(after), 'none')}); wrote {out}")
-    return 0
+    return summary
+

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06d_scaling_laws.ipynb #2b2a9926
 from __future__ import annotations
-import argparse, hashlib, json, math, platform, random, re, sys, tempfile, time, warnings
+import hashlib, json, math, platform, random, re, sys, tempfile, time, warnings
 from dataclasses import dataclass, field, asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,14 +12,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
-from .config import ModelArgs, count_params, flops_per_token, BAD_INPUT, bad_input
+from .config import ModelArgs, count_params, flops_per_token
 from .pretraining_data import ByteTokenizer, math_texts, stdlib_texts
 from .pretraining import TrainConfig, build_model, train
 from .pretraining_study import answer_accuracy
 
 # %% auto #0
 __all__ = ['shape_args', 'shape_model', 'SweepConfig', 'budget_shapes', 'point_config', 'mc_items', 'spell_items', 'mc_scores',
-           'point_id', 'run_point', 'load_results', 'scaling_sweep', 'sweep_main', 'fit_parabola', 'by_budget',
+           'point_id', 'run_point', 'load_results', 'scaling_sweep', 'run_sweep', 'fit_parabola', 'by_budget',
            'isoflop_optima', 'fit_power_law', 'power_law', 'bootstrap_alpha', 'fit_sigmoid', 'sigmoid_acc',
            'optimal_metric', 'nearest_shape', 'two_step_forecast', 'plot_isoflops', 'plot_power_law']
 
@@ -177,37 +177,23 @@ def scaling_sweep(cfg: SweepConfig, results: str | Path, progress: bool = True, 
     return load_results(results)
 
 # %% ../nbs/06d_scaling_laws.ipynb #cdd3df17
-def _floats(s: str) -> list[float]: return [float(v) for v in s.split(",") if v]
-def _shapes(s: str) -> list[list[int]]: return [[int(v) for v in p.split("x")] for p in s.split(",") if p]
-
-def sweep_main(argv: list[str] | None = None) -> int:
-    "Entry point of `llama3_nb scaling sweep`; returns the exit status."
-    p = argparse.ArgumentParser(prog="llama3_nb scaling sweep", description="Run (or resume) an isoFLOP sweep (Llama 3 §3.2.1).")
-    p.add_argument("--results", default="runs/scaling/sweep.jsonl", help="JSON-lines results file, appended (default: runs/scaling/sweep.jsonl)")
-    p.add_argument("--budgets", type=_floats, help="comma-separated FLOPs, e.g. 3e11,6e11")
-    p.add_argument("--shapes", type=_shapes, help="ladder as DIMxLAYERS,..., e.g. 16x1,32x1,64x2")
-    for k in ("sizes", "batch_tokens", "seq_len", "data_chars", "eval_batches", "mc_items", "threads", "seed"):
-        p.add_argument(f"--{k.replace('_', '-')}", type=int)
-    p.add_argument("--lr", type=float); p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--models", help="folder to keep each point's final weights in (not kept by default)")
-    a = p.parse_args(argv)
-    try:
-        cfg = SweepConfig(**{k: v for k, v in vars(a).items() if v is not None and k not in ("results", "no_progress", "models")})
-        if Path(a.results).is_dir(): raise ValueError(f"--results {a.results} is a folder; give the .jsonl file to append to")
-        if a.models and Path(a.models).is_file(): raise ValueError(f"--models {a.models} is a file; give a folder")
-    except BAD_INPUT as e: return bad_input("scaling sweep", e)     # before any point is trained
-    res = Path(a.results); man = res.with_suffix(".manifest.json"); t0 = time.time()
-    info = dict(command="llama3_nb scaling sweep " + " ".join(argv if argv is not None else sys.argv[1:]), config=asdict(cfg),
+def run_sweep(cfg: SweepConfig, results: str | Path, models_dir: str | Path | None = None, progress: bool = True,
+              command: str | None = None) -> list[dict]:
+    "`scaling_sweep` with a manifest beside `results` (`command`: the command line to record); returns all rows."
+    if Path(results).is_dir(): raise ValueError(f"--results {results} is a folder; give the .jsonl file to append to")
+    if models_dir and Path(models_dir).is_file(): raise ValueError(f"--models {models_dir} is a file; give a folder")
+    res = Path(results); man = res.with_suffix(".manifest.json"); t0 = time.time()
+    info = dict(command=command, config=asdict(cfg),
                 python=platform.python_version(), torch=torch.__version__, numpy=np.__version__, machine=platform.machine(),
                 cpu_count=__import__("os").cpu_count(), started=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     runs = json.loads(man.read_text())["invocations"] if man.is_file() else []   # a resumed sweep adds an entry
     write = lambda: man.write_text(json.dumps(dict(results=res.name, invocations=runs + [info]), indent=1) + "\n")
     res.parent.mkdir(parents=True, exist_ok=True); write()                      # partial results keep their provenance
-    rows = scaling_sweep(cfg, res, progress=not a.no_progress, models_dir=a.models)
+    rows = scaling_sweep(cfg, res, progress=progress, models_dir=models_dir)
     info.update(finished=datetime.now(timezone.utc).isoformat(timespec="seconds"), wall_s_this_invocation=round(time.time() - t0, 1),
                 points=len(rows), train_seconds_total=round(sum(r["seconds"] for r in rows), 1)); write()
-    print(f"{len(rows)} points in {res}; manifest {man}")
-    return 0
+    return rows
+
 
 # %% ../nbs/06d_scaling_laws.ipynb #a4254526
 def fit_parabola(x, y) -> dict:

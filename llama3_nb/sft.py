@@ -4,7 +4,7 @@
 
 # %% ../nbs/07b_sft.ipynb #7c3bb374
 from __future__ import annotations
-import argparse, hashlib, json, random, sys, time
+import hashlib, json, random, time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, asdict
 from pathlib import Path
@@ -18,11 +18,11 @@ from .hf_tokenizer import chat_format_of
 from .config import read_records, write_jsonl
 from .optim import OptimConfig, NonFiniteLoss, fit
 from .tasks import TASKS, grade, prompt_key, split_of, task_examples, check_messages, evaluate_tasks
-from .checkpoints import load_with_tokenizer, save_meta_checkpoint, save_hf_checkpoint, check_output_dir, check_device, BAD_INPUT, bad_input
+from .checkpoints import load_with_tokenizer, save_meta_checkpoint, save_hf_checkpoint, check_output_dir, check_device
 
 # %% auto #0
 __all__ = ['IGNORE', 'read_sft_jsonl', 'encode_sft', 'pack_rows', 'sft_loss', 'SFTConfig', 'sft_batches', 'sft_eval_loss',
-           'sft_train', 'MiniChatConfig', 'cache_dir', 'mini_chat_models', 'add_common_args', 'sft_main']
+           'sft_train', 'MiniChatConfig', 'cache_dir', 'mini_chat_models', 'run_sft']
 
 # %% ../nbs/07b_sft.ipynb #5b41ffda
 def _chat_record(ex, where: str) -> dict:
@@ -186,61 +186,39 @@ def mini_chat_models(cfg: MiniChatConfig | None = None, cache: bool = True) -> t
     return tok, *models
 
 
-# %% ../nbs/07b_sft.ipynb #8765d6b2
-def add_common_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    "The options every post-training command shares: tokenizer path, seed, threads, device, progress bar."
-    p.add_argument("--tokenizer", help="tokenizer.model path (default: CHECKPOINT/tokenizer.model)")
-    p.add_argument("--seed", type=int, default=0); p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
-
-def _sft_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="llama3_nb sft", description="Supervised fine-tuning with prompt masking and packing (Llama 3 §4.1).")
-    p.add_argument("checkpoint", help="Meta or Hugging Face checkpoint directory (with tokenizer.model)")
-    p.add_argument("out", help="output directory: the fine-tuned checkpoint, metrics.jsonl, summary.json")
-    p.add_argument("--data", help="HF-style chat JSONL, one {\"messages\": [...]} per line (default: generated verifiable tasks)")
-    p.add_argument("--steps", type=int, default=SFTConfig.steps); p.add_argument("--lr", type=float, default=SFTConfig.lr)
-    p.add_argument("--n-train", type=int, default=400, help="generated examples per task (without --data)")
-    p.add_argument("--n-heldout", type=int, default=40, help="generated held-out examples per task")
-    return add_common_args(p)
-
 # %% ../nbs/07b_sft.ipynb #9d5ae499
-def _sft_inputs(a) -> tuple:
-    ckpt, (tok, model) = Path(a.checkpoint), load_with_tokenizer(a.checkpoint, a.tokenizer)
-    if a.data:
-        exs = read_sft_jsonl(a.data)
+def _sft_data(data: str | Path | None = None, n_train: int = 400, n_heldout: int = 40, seed: int = 0) -> tuple[list[dict], list[dict]]:
+    "(train, held-out) dialogs: `data`'s records split by prompt hash, or `n_train`/`n_heldout` generated per task."
+    if data:
+        exs = read_sft_jsonl(data)
         side = [split_of(prompt_key(e["messages"])) for e in exs]
         train, held = [e for e, s in zip(exs, side) if s == "train"], [e for e, s in zip(exs, side) if s == "heldout"]
-    else: train, held = task_examples(a.n_train, "train", a.seed), task_examples(a.n_heldout, "heldout", a.seed + 1)
-    if not train: raise ValueError(f"{a.data}: no example falls on the training side of the split")
-    cfg = SFTConfig(lr=a.lr, steps=a.steps, warmup_steps=min(20, a.steps // 10), seed=a.seed, threads=a.threads,
-                    device=a.device, progress=not a.quiet)
-    return ckpt, tok, model, train, held, cfg
+    else: train, held = task_examples(n_train, "train", seed), task_examples(n_heldout, "heldout", seed + 1)
+    if not train: raise ValueError(f"{data}: no example falls on the training side of the split")
+    return train, held
+
 
 # %% ../nbs/07b_sft.ipynb #5f8c349f
-def sft_main(argv: list[str] | None = None) -> int:
-    "Entry point of `llama3_nb sft CHECKPOINT_DIR OUT_DIR`; returns the exit status."
-    a = _sft_parser().parse_args(argv)
-    try:
-        check_output_dir(a.out, a.checkpoint, a.data, a.tokenizer, what="OUT_DIR"); check_device(a.device)
-        ckpt, tok, model, train, held, cfg = _sft_inputs(a)
-    except BAD_INPUT as e: return bad_input("sft", e)
-    out, t0, dtype = Path(a.out), time.time(), next(model.parameters()).dtype
+def run_sft(checkpoint: str | Path, out: str | Path, cfg: SFTConfig, data: str | Path | None = None, n_train: int = 400,
+            n_heldout: int = 40, tokenizer: str | Path | None = None) -> dict:
+    "Fine-tune a checkpoint directory into `out` (its format, tokenizer.model, metrics.jsonl, summary.json); returns the summary."
+    check_output_dir(out, checkpoint, data, tokenizer, what="OUT_DIR"); check_device(cfg.device)
+    ckpt, (tok, model) = Path(checkpoint), load_with_tokenizer(checkpoint, tokenizer)
+    train, held = _sft_data(data, n_train, n_heldout, cfg.seed)
+    out, t0, dtype = Path(out), time.time(), next(model.parameters()).dtype
     out.mkdir(parents=True, exist_ok=True); model.float().to(cfg.device)
     held_enc = [encode_sft(chat_format_of(tok), e["messages"]) for e in held]
     measure = lambda: dict(**evaluate_tasks(model, tok, held), loss=sft_eval_loss(model, tok, held_enc, cfg.seq_len) if held else None)
     before = measure()
     with open(out / "metrics.jsonl", "w") as f:
         try: sft_train(model, tok, train, cfg, held, log=lambda r: f.write(json.dumps(r) + "\n"))
-        except NonFiniteLoss as e: print(f"llama3_nb sft: {e}; no weights were saved ({ckpt} is unchanged)", file=sys.stderr); return 3
+        except NonFiniteLoss as e: raise NonFiniteLoss(f"{e}; no weights were saved ({ckpt} is unchanged)") from None
     after = measure(); model.to("cpu", dtype)
     fmt = "meta" if (ckpt / "params.json").exists() else "hf"
     (save_meta_checkpoint if fmt == "meta" else save_hf_checkpoint)(model, out); tok.save(out / "tokenizer.model")
-    summary = dict(checkpoint=str(ckpt), format=fmt, data=a.data or "generated tasks", n_train=len(train), n_heldout=len(held),
+    summary = dict(checkpoint=str(ckpt), format=fmt, data=str(data) if data else "generated tasks", n_train=len(train), n_heldout=len(held),
                    config=asdict(cfg), seconds=round(time.time() - t0, 1), **{f"heldout_{k}": dict(before=before[k], after=after[k])
                                                                              for k in ("correct", "well_formed", "loss")})
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    acc = f"held-out accuracy {before['correct']['all']:.2f} -> {after['correct']['all']:.2f}, " if "all" in before["correct"] else ""
-    print(f"sft: {cfg.steps} steps; {acc}held-out loss {before['loss'] or float('nan'):.3f} -> {after['loss'] or float('nan'):.3f}; wrote {out}")
-    return 0
+    return summary
+

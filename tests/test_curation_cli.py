@@ -1,9 +1,11 @@
-"""`curate_main` (wired as `llama3_nb curate IN OUT`): runs, survives bad input, loses nothing."""
+"""`llama3_nb curate IN OUT` (a thin wrapper over `curate.curate`): runs, survives bad input, loses nothing."""
 import gzip, json
 from pathlib import Path
 import pytest
 from llama3_nb.crawl import read_jsonl, shipped_crawl_dir
-from llama3_nb.curate import curate_main
+from llama3_nb.cli import main
+
+def curate_main(argv): return main(["curate", *argv])       # the command, as a user runs it
 
 CRAWL = shipped_crawl_dir() / "crawl.jsonl.gz"
 

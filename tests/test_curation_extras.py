@@ -7,13 +7,13 @@ from llama3_nb.crawl import read_jsonl, shipped_crawl_dir
 
 def test_datatrove_two_tasks_equal_plain_run(tmp_path):
     pytest.importorskip("datatrove"); pytest.importorskip("orjson")
-    from llama3_nb.curate import curate_main
+    from llama3_nb.curate import curate
     from llama3_nb.datatrove_steps import run_datatrove
     src = tmp_path / "small.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in read_jsonl(shipped_crawl_dir() / "crawl.jsonl.gz")[:300]))
     out = run_datatrove(src, tmp_path / "dt", tasks=2)
     dt = [(int(r["id"]), r["text"]) for f in sorted(out.glob("*.jsonl")) for r in read_jsonl(f)]
-    assert curate_main([str(src), str(tmp_path / "plain"), "--no-quality", "--quiet"]) == 0
+    curate(src, tmp_path / "plain", quality=False, progress=False)
     plain = [(r["line"], r["text"]) for r in read_jsonl(tmp_path / "plain" / "kept.jsonl")]
     assert dt == plain and len(dt) > 150
 

@@ -9,8 +9,8 @@ from llama3_nb.curate import peak_rss_mb
 
 def test_peak_rss_does_not_grow_with_input(tmp_path):
     big = save_crawl(tmp_path / "x4", CrawlConfig(scale=4))
-    one = peak_rss_mb(shipped_crawl_dir() / "crawl.jsonl.gz", tmp_path / "o1", ("--no-quality",))
-    four = peak_rss_mb(big, tmp_path / "o4", ("--no-quality",))
+    one = peak_rss_mb(shipped_crawl_dir() / "crawl.jsonl.gz", tmp_path / "o1", quality=False)
+    four = peak_rss_mb(big, tmp_path / "o4", quality=False)
     lines1 = json.loads((tmp_path / "o1" / "summary.json").read_text())["lines"]
     lines4 = json.loads((tmp_path / "o4" / "summary.json").read_text())["lines"]
     print(f"peak RSS: {one:.0f} MB for {lines1} pages, {four:.0f} MB for {lines4} pages")

@@ -3,7 +3,7 @@ import json, math
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
-from llama3_nb.dpo import (DPOTrainConfig, chosen_nll, collate_pairs, dpo_loss, dpo_main, dpo_train, make_pairs,
+from llama3_nb.dpo import (DPOTrainConfig, chosen_nll, collate_pairs, dpo_loss, dpo_train, make_pairs,
                            pair_logps, read_pairs_jsonl)
 from llama3_nb.tasks import split_of, task_examples
 from llama3_nb.config import write_jsonl
@@ -12,6 +12,9 @@ from llama3_nb.config import ModelArgs
 from llama3_nb.model import Transformer, init_weights
 from llama3_nb.pretraining import NonFiniteLoss
 from llama3_nb.checkpoints import save_meta_checkpoint, save_hf_checkpoint
+from llama3_nb.cli import main
+
+def dpo_main(argv): return main(["dpo", *argv])       # the `llama3_nb dpo` command
 
 @pytest.fixture(scope="module")
 def tok(): return default_tokenizer(2048)

@@ -3,9 +3,12 @@ import itertools, json, math
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
-from llama3_nb.evaluation import (INSTRUCTIONS, NgramIndex, accuracy_ci, contamination, eval_main, follows, ifeval_examples,
+from llama3_nb.evaluation import (INSTRUCTIONS, NgramIndex, accuracy_ci, contamination, follows, ifeval_examples,
                                   ifeval_scores, loose_variants, pass_at_k, read_benchmark_jsonl, token_coverage, wilson_ci)
 from llama3_nb.tokenizer import default_tokenizer
+from llama3_nb.cli import main
+
+def eval_main(argv): return main(["eval", *argv])       # the `llama3_nb eval` command
 
 check = lambda name, s, **kw: INSTRUCTIONS[name][1](s, **kw)
 text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=80)

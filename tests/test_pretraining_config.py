@@ -1,7 +1,10 @@
 """Bad config input is refused with a message that names the key; good TOML and JSON load."""
 import json
 import pytest
-from llama3_nb.pretraining import TrainConfig, config_from_dict, load_config, train_main
+from llama3_nb.pretraining import TrainConfig, config_from_dict, load_config
+from llama3_nb.cli import main
+
+def train_main(argv): return main(["train", *argv])       # the `llama3_nb train` command
 
 def test_toml_and_json_load(tmp_path):
     (tmp_path / "a.toml").write_text('lr = 1e-3\nstages = [[0, 512, 64]]\n[model]\nvocab_size = 258\n')

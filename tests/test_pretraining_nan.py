@@ -36,8 +36,8 @@ def test_cli_exit_status_and_message_on_divergence(tmp_path):
     cfg = tmp_path / "nan.toml"
     cfg.write_text('lr = 1e30\nwarmup_steps = 0\nmax_steps = 6\nmin_lr = 0.0\ndata_chars = 30000\nckpt_every = 1\n'
                    'progress = false\n[model]\nvocab_size = 258\n')
-    r = subprocess.run([sys.executable, "-c", "import sys; from llama3_nb.pretraining import train_main; "
-                        "sys.exit(train_main(sys.argv[1:]))", str(cfg), "--out-dir", str(tmp_path / "o")],
+    r = subprocess.run([sys.executable, "-c", "import sys; from llama3_nb.cli import main; "
+                        "sys.exit(main(['train'] + sys.argv[1:]))", str(cfg), "--out-dir", str(tmp_path / "o")],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 3, r.stderr[-2000:]
     assert re.search(r"the (loss|gradient norm) is (nan|inf) at step|the weights are not finite", r.stderr), r.stderr

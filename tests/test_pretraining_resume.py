@@ -1,9 +1,9 @@
-"""Resume exactness across a real process kill: `train_main` in a subprocess, SIGKILLed after a checkpoint, restarted."""
+"""Resume exactness across a real process kill: `llama3_nb train` in a subprocess, SIGKILLed after a checkpoint, restarted."""
 import json, os, signal, subprocess, sys
 from pathlib import Path
 import torch
 
-RUN = "import sys; from llama3_nb.pretraining import train_main; sys.exit(train_main(sys.argv[1:]))"
+RUN = "import sys; from llama3_nb.cli import main; sys.exit(main(['train'] + sys.argv[1:]))"
 CONFIG = """max_steps = 40
 warmup_steps = 4
 min_lr = 3e-4

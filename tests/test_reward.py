@@ -1,4 +1,4 @@
-"Reward model stage: preference JSONL errors, packed rows vs separate scoring, the Bradley-Terry loss, `reward_main` end to end."
+"Reward model stage: preference JSONL errors, packed rows vs separate scoring, the Bradley-Terry loss, `llama3_nb reward` end to end."
 import json, math
 import pytest
 import torch
@@ -13,8 +13,11 @@ from llama3_nb.tokenizer import ChatFormat, default_tokenizer
 from llama3_nb.checkpoints import save_meta_checkpoint, save_hf_checkpoint
 from llama3_nb.tasks import task_examples
 from llama3_nb.reward import (bt_loss, ranking_loss, read_preference_jsonl, reward_model_from, score_packed, response_ids,
-                              preference_data, reward_main, load_reward_model, score)
+                              preference_data, load_reward_model, score)
 from llama3_nb.generation import sample_replies
+from llama3_nb.cli import main
+
+def reward_main(argv): return main(["reward", *argv])       # the `llama3_nb reward` command
 
 @pytest.fixture(scope="module")
 def tok(): return default_tokenizer(2048)

@@ -1,6 +1,9 @@
-"`sweep_main` (the `llama3_nb scaling sweep` command) on a tiny sweep: results, manifest, resume, bad flags."
+"`llama3_nb scaling sweep` (a thin wrapper over `scaling_laws.run_sweep`) on a tiny sweep: results, manifest, resume, bad flags."
 import json
-from llama3_nb.scaling_laws import sweep_main, load_results
+from llama3_nb.scaling_laws import load_results
+from llama3_nb.cli import main
+
+def sweep_main(argv): return main(["scaling", "sweep", *argv])
 
 TINY = ["--budgets", "2e9", "--shapes", "16x1,32x1,32x2", "--sizes", "2", "--mc-items", "20", "--data-chars", "50000",
         "--eval-batches", "1", "--no-progress"]

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 from hypothesis import given, settings, HealthCheck, strategies as st
-from llama3_nb.sft import IGNORE, SFTConfig, encode_sft, pack_rows, read_sft_jsonl, sft_main, sft_train
+from llama3_nb.sft import IGNORE, SFTConfig, encode_sft, pack_rows, read_sft_jsonl, sft_train
 from llama3_nb.tasks import TASKS, prompt_key, split_of, task_examples
 from llama3_nb.config import write_jsonl
 from llama3_nb.tokenizer import ChatFormat, default_tokenizer
@@ -11,6 +11,9 @@ from llama3_nb.config import ModelArgs
 from llama3_nb.model import Transformer, init_weights
 from llama3_nb.pretraining import NonFiniteLoss
 from llama3_nb.checkpoints import load_checkpoint, save_meta_checkpoint, save_hf_checkpoint
+from llama3_nb.cli import main
+
+def sft_main(argv): return main(["sft", *argv])       # the `llama3_nb sft` command
 
 @pytest.fixture(scope="module")
 def tok(): return default_tokenizer(2048)
