@@ -10,12 +10,19 @@ def cli(*args, ok=True):
     if ok: assert r.returncode == 0, r.stdout + r.stderr
     return r
 
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    "One tiny main job (~35 s) whose report and checkpoints the tests below read; a test that changes files copies them."
+    out = tmp_path_factory.mktemp("tiny_run") / "run"
+    r = cli("run", "--preset", "tiny", "--vocab-size", "512", "--pretrain-steps", "4", "--sft-steps", "3", "--rm-steps", "2", "--rs-prompts", "2", "--rs-steps", "2", "--dpo-steps", "2", "--quiet", "--out", out, "--new-tokens", "3")
+    return out, r
+
 def test_help_lists_subcommands():
     out = cli("--help").stdout
     for sub in ("run", "info", "convert", "bench"): assert sub in out
 
-def test_run_writes_report(tmp_path):
-    r = cli("run", "--preset", "tiny", "--vocab-size", "512", "--pretrain-steps", "4", "--sft-steps", "3", "--rm-steps", "2", "--rs-prompts", "2", "--rs-steps", "2", "--dpo-steps", "2", "--quiet", "--out", tmp_path / "run", "--new-tokens", "3")
+def test_run_writes_report(tiny_run):
+    run, r = tiny_run; tmp_path = run.parent
     s = json.loads((tmp_path / "run/summary.json").read_text())
     assert s["status"] == "ok" and "status: ok" in r.stdout
     assert list(s["steps"]) == ["curate", "tokenizer", "model", "pretrain", "sft", "reward", "rs", "dpo", "compare", "evaluate", "checkpoints", "serve"]
@@ -27,9 +34,9 @@ def test_run_writes_report(tmp_path):
     assert (tmp_path / "run/checkpoints/meta/consolidated.00.pth").exists()
     assert (tmp_path / "run/checkpoints/hf/model.safetensors").exists()
 
-def test_info_preset_and_checkpoint(tmp_path):
+def test_info_preset_and_checkpoint(tiny_run):
     assert "70,553,706,496" in cli("info", "llama3_70b").stdout
-    cli("run", "--preset", "tiny", "--vocab-size", "512", "--pretrain-steps", "4", "--sft-steps", "2", "--rm-steps", "1", "--rs-prompts", "1", "--rs-steps", "1", "--dpo-steps", "1", "--quiet", "--out", tmp_path, "--new-tokens", "1")
+    tmp_path = tiny_run[0]
     assert "parameters:" in cli("info", tmp_path / "checkpoints/hf").stdout
     assert "parameters:" in cli("info", tmp_path / "checkpoints/meta").stdout
 
@@ -37,18 +44,17 @@ def test_info_bad_name_is_a_clear_error():
     r = cli("info", "llama9_1t", ok=False)
     assert r.returncode != 0 and "neither a checkpoint directory nor a preset" in r.stderr
 
-def test_convert_round_trip(tmp_path):
+def test_convert_round_trip(tiny_run, tmp_path):
     import torch
     from llama3_nb.checkpoints import load_meta_checkpoint
-    cli("run", "--preset", "tiny", "--vocab-size", "512", "--pretrain-steps", "4", "--sft-steps", "2", "--rm-steps", "1", "--rs-prompts", "1", "--rs-steps", "1", "--dpo-steps", "1", "--quiet", "--out", tmp_path, "--new-tokens", "1")
-    cli("convert", tmp_path / "checkpoints/meta", tmp_path / "hf2", "--to", "hf")
+    cli("convert", tiny_run[0] / "checkpoints/meta", tmp_path / "hf2", "--to", "hf")
     cli("convert", tmp_path / "hf2", tmp_path / "meta2", "--to", "meta")
-    a, b = load_meta_checkpoint(tmp_path / "checkpoints/meta"), load_meta_checkpoint(tmp_path / "meta2")
+    a, b = load_meta_checkpoint(tiny_run[0] / "checkpoints/meta"), load_meta_checkpoint(tmp_path / "meta2")
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert ka == kb and torch.equal(va, vb)
 
-def test_chat_in_a_pipe(tmp_path):
-    cli("run", "--preset", "tiny", "--vocab-size", "512", "--pretrain-steps", "4", "--sft-steps", "2", "--rm-steps", "1", "--rs-prompts", "1", "--rs-steps", "1", "--dpo-steps", "1", "--quiet", "--out", tmp_path, "--new-tokens", "1")
+def test_chat_in_a_pipe(tiny_run):
+    tmp_path = tiny_run[0]
     from llama3_nb.checkpoints import load_checkpoint
     from llama3_nb.generation import chat_reply
     from llama3_nb.tokenizer import Tokenizer
@@ -64,8 +70,8 @@ def test_chat_in_a_pipe(tmp_path):
             dialog.append({"role": "assistant", "content": reply}); want += reply + "\n"
         assert r.stdout == want                              # each reply streamed whole, one per non-empty input line
 
-def test_chat_without_tokenizer_is_a_clear_error(tmp_path):
-    cli("run", "--preset", "tiny", "--vocab-size", "512", "--pretrain-steps", "4", "--sft-steps", "2", "--rm-steps", "1", "--rs-prompts", "1", "--rs-steps", "1", "--dpo-steps", "1", "--quiet", "--out", tmp_path, "--new-tokens", "1")
+def test_chat_without_tokenizer_is_a_clear_error(tiny_run, tmp_path):
+    shutil.copytree(tiny_run[0] / "checkpoints/hf", tmp_path / "checkpoints/hf")           # a copy: the shared run stays whole
     (tmp_path / "checkpoints/hf/tokenizer.model").unlink()
     r = cli("chat", tmp_path / "checkpoints/hf", ok=False)
     assert r.returncode != 0 and "no tokenizer at" in r.stderr
