@@ -190,6 +190,7 @@ def read_weights(f: Path, load: Callable) -> dict[str, Tensor]:
         raise ValueError(f"{f} does not hold a dict of named tensors")
     return sd
 
+# %% ../nbs/03a_checkpoints.ipynb #2b298b00
 def load_meta_checkpoint(ckpt_dir: str | Path, dtype: torch.dtype | None = None, **overrides) -> Transformer:
     "A `Transformer` from Meta's `params.json` + `consolidated.*.pth` (any number of model-parallel shards)."
     ckpt_dir = Path(ckpt_dir)
@@ -249,6 +250,7 @@ def save_hf_checkpoint(model: Transformer, ckpt_dir: str | Path):
             write_tmp(ckpt_dir / "config.json", json.dumps(cfg, indent=2).encode())]
     commit_files(ckpt_dir, tmps, stale=HF_FILES + META_FILES)
 
+# %% ../nbs/03a_checkpoints.ipynb #035914e0
 def _weight_files(ckpt_dir: Path) -> list[Path]:
     "The safetensors files of an HF folder: `model.safetensors`, or those its index names (only inside the folder)."
     index = ckpt_dir / "model.safetensors.index.json"

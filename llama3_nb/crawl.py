@@ -48,6 +48,7 @@ def _defang(s: str) -> str:
     s = re.sub(r"[\w.+-]+@[\w-]+(\.[\w-]+)+", "someone at example", s)
     return re.sub(r"\b\d{1,3}(\.\d{1,3}){3}\b", "a.b.c.d", s)
 
+# %% ../nbs/02a_crawl.ipynb #6a707630
 def read_sources(cfg: CrawlConfig) -> tuple[dict[str, str], dict[str, str]]:
     "Real texts by kind ('prose', 'code') and a manifest name -> sha256."
     import pydoc_data.topics as T
@@ -144,6 +145,7 @@ def spam_page(rng: random.Random) -> str:
     return "\n".join(f"2024-05-{rng.randint(1, 28):02d} {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d} ERROR {host}-{rng.randint(1, 4)} {msg}"
                      for _ in range(rng.randint(30, 60)))
 
+# %% ../nbs/02a_crawl.ipynb #7bdb2593
 def salt_words(text: str, words: tuple[str, ...], rate: float, rng: random.Random) -> str:
     "Insert a word from `words` after roughly `rate` of the words of `text`."
     return " ".join(w + (" " + rng.choice(words) if rng.random() < rate else "") for w in text.split(" "))

@@ -98,6 +98,7 @@ class _TextExtractor(HTMLParser):
             if not self.out or self.out[-1].endswith("\n"): data = data.lstrip()
         self.out.append(data)
 
+# %% ../nbs/02b_data_curation.ipynb #ae3a1b3a
 def html_to_text(page: str) -> str:
     "Visible text of an HTML page: no scripts, styles or navigation; code kept verbatim; no Markdown."
     p = _TextExtractor(); p.feed(page); p.close()

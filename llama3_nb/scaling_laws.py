@@ -134,6 +134,7 @@ def point_id(tc: TrainConfig) -> str:
     d = {k: v for k, v in asdict(tc).items() if k not in ("out_dir", "progress", "device", "threads") and v != base.get(k, object())}
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
+# %% ../nbs/06d_scaling_laws.ipynb #1edf8c94
 def run_point(cfg: SweepConfig, budget: float, shape: list[int], models_dir: str | Path | None = None) -> dict:
     "Train one sweep point with the project's trainer and measure it (weights kept in `models_dir` if given); returns its row."
     threads = torch.get_num_threads(); torch.set_num_threads(cfg.threads)
