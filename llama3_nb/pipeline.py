@@ -61,6 +61,7 @@ class RunConfig:
     def __post_init__(self):
         if self.preset not in PRESETS: raise ValueError(f"unknown preset {self.preset!r}; the presets are {', '.join(PRESETS)}")
 
+# %% ../nbs/15_pipeline.ipynb #c04672a7
 @dataclass
 class RunState:
     "What the stages hand on to later ones; each field is set by the stage named in its comment."
@@ -94,6 +95,7 @@ def plot_funnel(funnel: dict, png: Path) -> Path:
     fig.suptitle("what each curation step removed", fontsize=9); fig.tight_layout(); fig.savefig(png, dpi=72)
     return png
 
+# %% ../nbs/15_pipeline.ipynb #9931456a
 def stage_tokenizer(cfg: RunConfig, st: RunState) -> dict:
     "Train the project's byte-level BPE (cached under the run directory)."
     tok = st.tokenizer = default_tokenizer(cfg.vocab_size, cache_dir=Path(cfg.out_dir) / "tokenizer")
@@ -153,6 +155,7 @@ def stage_sft(cfg: RunConfig, st: RunState) -> dict:
             "correct_by_task": {k: round(v, 3) for k, v in after["correct"].items() if k != "all"},
             "loss_curve": str(plot_sft(rows, out / "loss.png"))}
 
+# %% ../nbs/15_pipeline.ipynb #937deb03
 def plot_sft(rows: list[dict], png: Path) -> Path:
     "Training and held-out masked loss of an SFT run."
     from matplotlib.figure import Figure
@@ -264,6 +267,7 @@ def stage_checkpoints(cfg: RunConfig, st: RunState) -> dict:
     st.checkpoint = out / "meta"
     return figs
 
+# %% ../nbs/15_pipeline.ipynb #df117040
 def stage_serve(cfg: RunConfig, st: RunState) -> dict:
     "Generate with the KV cache, and answer held-out chat prompts from the saved checkpoint."
     model, tok = st.model, st.tokenizer
@@ -303,6 +307,7 @@ def run(cfg: RunConfig | None = None, log=print, stages: list[tuple[str, Callabl
         write_report(summary, out); log(f"report: {out / 'report.md'}")
     return summary
 
+# %% ../nbs/15_pipeline.ipynb #34eb42af
 def write_report(summary: dict, out: Path):
     "Write `summary.json` and a readable `report.md` into `out`."
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))

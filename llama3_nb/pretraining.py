@@ -99,6 +99,7 @@ def config_from_dict(d: dict) -> TrainConfig:
     check_fields(TrainConfig, d, "config key")
     return TrainConfig(**d)
 
+# %% ../nbs/06b_pretraining.ipynb #b4f6ed12
 def _config_dict(path: str | Path) -> dict:
     "The raw dict of a TOML or JSON config file."
     path = Path(path)
@@ -165,6 +166,7 @@ def set_rng_states(d: dict):
     n = d["numpy"]; np.random.set_state((n[0], n[1].numpy().astype(np.uint32), *n[2:]))
     if "cuda" in d and torch.cuda.is_available(): torch.cuda.set_rng_state_all(d["cuda"])
 
+# %% ../nbs/06b_pretraining.ipynb #f916e413
 def save_train_state(path: str | Path, **obj) -> Path:
     "torch.save `obj` to `path` atomically: write a temporary file, fsync, then `os.replace`."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -276,6 +278,7 @@ def _train(cfg: TrainConfig, model: Transformer | None, resume: bool, stop_at: i
     if metrics.stat().st_size: plot_metrics(metrics, out / "loss.png")
     return rows
 
+# %% ../nbs/06b_pretraining.ipynb #e78b545d
 def _last_good(ckpt: Path) -> str:
     "`ckpt` if it exists and its weights are finite, else why there is none."
     if not ckpt.exists(): return "none (none was written yet)"
