@@ -184,6 +184,26 @@ def _cmd_eval(a):
     return 0
 
 
+# %% ../nbs/16a_commands.ipynb #86b1574e
+def _posttrain_command(sub):
+    p = sub.add_parser("posttrain", help="the report's post-training chain on a real chat model: llama3_nb posttrain CHECKPOINT_DIR --out OUT_DIR",
+                       description="Rejection sampling, SFT, a reward model and DPO on a real chat model with verifiable instructions (15b_posttrain).")
+    p.add_argument("checkpoint", help="chat model checkpoint directory with its tokenizer (e.g. from `llama3_nb fetch smollm2 DIR`)")
+    p.add_argument("--out", required=True, help="output directory: stages/ (a rerun resumes), rs_sft/ and dpo/ checkpoints, summary.json, report.md, stages.png")
+    p.add_argument("--quick", action="store_true", help="a few prompts per stage: a smoke test of every stage in a few minutes")
+    p.add_argument("--rs-prompts", type=int, help="rejection-sampling prompts (default 320)"); p.add_argument("--k", type=int, help="samples per RS prompt (default 8)")
+    p.add_argument("--seed", type=int); p.add_argument("--threads", type=int)
+    p.set_defaults(fn=_cmd_posttrain)
+
+def _cmd_posttrain(a):
+    import dataclasses
+    from llama3_nb.posttrain import PostTrainConfig, run_chain
+    cfg = dataclasses.replace(PostTrainConfig.quick() if a.quick else PostTrainConfig(), **_given(a, "rs_prompts", "k", "seed", "threads"))
+    s = run_chain(a.checkpoint, a.out, cfg)
+    acc = " -> ".join(f"{m} {s[m]['strict']['acc']:.3f}" for m in ("base", "rs_sft", "dpo"))
+    print(f"posttrain: held-out strict accuracy {acc}; {s['seconds']:.0f} s; wrote {Path(a.out) / 'report.md'}")
+    return 0
+
 # %% ../nbs/16a_commands.ipynb #f796cc7b
 def _sweep_command(sub):
     sc = sub.add_parser("scaling", help="scaling laws: llama3_nb scaling sweep [options] runs the resumable isoFLOP sweep")
@@ -207,4 +227,4 @@ def _cmd_sweep(a):
 
 
 # %% ../nbs/16a_commands.ipynb #9cf96104
-STAGE_COMMANDS = (_curate_command, _train_command, _sft_command, _reward_command, _eval_command, _dpo_command, _sweep_command)
+STAGE_COMMANDS = (_curate_command, _train_command, _sft_command, _reward_command, _eval_command, _dpo_command, _sweep_command, _posttrain_command)

@@ -68,10 +68,12 @@ def read_pairs_jsonl(path: str | Path) -> list[dict]:
 
 # %% ../nbs/11_dpo.ipynb #3d821178
 def encode_response(cf: ChatFormat, prompt: Sequence[dict], reply: dict, mask_eot: bool = True) -> tuple[list[int], list[int]]:
-    "Tokens of prompt + reply and a 0/1 mask of the tokens scored: the reply's content, and `<|eot_id|>` unless masked."
+    "Tokens of prompt + reply and a 0/1 mask of the tokens scored: the reply's content, and its end of turn unless masked."
     p = cf.encode_dialog_prompt(prompt)                                   # ends with the assistant header
     body = cf.split_message(reply)[1]                                     # content tokens, then the end of turn
-    return p + body, [0] * len(p) + [1] * (len(body) - 1) + [int(not mask_eot)]
+    special = set(cf.tokenizer.special_tokens.values())                   # Llama 3: <|eot_id|>; ChatML: <|im_end|> and "\n"
+    n = next((i for i, t in enumerate(body) if t in special), len(body))  # the content ends at the first special token
+    return p + body, [0] * len(p) + [1] * n + [int(not mask_eot)] * (len(body) - n)
 
 def collate_pairs(pairs: Sequence[dict], cf: ChatFormat, mask_eot: bool = True, pad_id: int = 0,
                   max_len: int | None = None) -> tuple[Tensor, Tensor]:

@@ -53,13 +53,15 @@ def sample(logits: Tensor, temperature: float = 0.0, top_p: float = 1.0, top_k: 
            generator: torch.Generator | None = None) -> Tensor:
     "Next tokens (B,) from logits (B, V): greedy at temperature 0, else temperature / top-k / top-p sampling."
     if temperature <= 0: return logits.argmax(-1)
-    probs = (logits.float() / temperature).softmax(-1)
-    p_sorted, idx = probs.sort(-1, descending=True)                            # (B, V)
-    keep = p_sorted.cumsum(-1) - p_sorted < top_p                              # the nucleus always keeps the top token
-    if top_k > 0: keep[:, top_k:] = False
-    p_sorted = p_sorted * keep
-    choice = torch.multinomial(p_sorted / p_sorted.sum(-1, keepdim=True), 1, generator=generator)   # (B, 1)
-    return idx.gather(-1, choice)[:, 0]
+    probs = (logits.float() / temperature).softmax(-1)                         # (B, V)
+    if top_p < 1 or top_k > 0:                                                 # truncation needs the tokens in order
+        p_sorted, idx = probs.sort(-1, descending=True)                        # (B, V)
+        keep = p_sorted.cumsum(-1) - p_sorted < top_p                          # the nucleus always keeps the top token
+        if top_k > 0: keep[:, top_k:] = False
+        probs = torch.zeros_like(probs).scatter_(-1, idx, p_sorted * keep)     # back in vocabulary order
+    cdf = probs.cumsum(-1)                                                     # (B, V): inverse-CDF, one uniform per row
+    u = torch.rand(len(cdf), 1, generator=generator, device=cdf.device) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True)[:, 0].clamp(max=cdf.shape[-1] - 1)   # first token whose cdf exceeds u
 
 # %% ../nbs/04_generation.ipynb #1d59d9cb
 @dataclass

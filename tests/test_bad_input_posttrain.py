@@ -68,3 +68,11 @@ def test_dpo_takes_the_string_prompt_records_reward_takes(ck, tmp_path, capsys):
 def test_eval_checks_out_and_device_before_any_work(ck, tmp_path, capsys):
     refused(capsys, f"--out {tmp_path} is a folder", "eval", ck, "--out", tmp_path)
     refused(capsys, "--device 'bogus' is not a torch device", "eval", ck, "--device", "bogus")
+
+def test_posttrain_refuses_bad_input(ck, tmp_path, capsys):
+    "The real-model chain (15b) checks its folders before any work: never an output in, over or around the input."
+    before = digest(ck)
+    refused(capsys, f"--out {ck} is the input {ck}", "posttrain", ck, "--out", ck, "--quick")
+    refused(capsys, "holds the input", "posttrain", ck, "--out", ck.parent, "--quick")
+    refused(capsys, "no checkpoint directory", "posttrain", tmp_path / "missing", "--out", tmp_path / "o", "--quick")
+    assert digest(ck) == before and not (tmp_path / "o").exists()
