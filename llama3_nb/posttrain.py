@@ -263,10 +263,11 @@ def evaluate_sets(model, tok, sets: dict[str, list[dict]], cfg: PostTrainConfig,
 # %% ../nbs/15b_posttrain.ipynb #ad155ae4
 def sft_on(model, tok, data: Sequence[dict], cfg: PostTrainConfig):
     "Fine-tune `model` in place on chat examples: `sft_train` with bf16 autocast, `cfg.sft_epochs` passes."
-    sc = SFTConfig(lr=cfg.sft_lr, min_lr=cfg.sft_lr / 10, steps=1, warmup_steps=1, batch_rows=cfg.batch, seq_len=192,
-                   threads=cfg.threads, progress=cfg.progress, seed=cfg.seed)
-    rows = len(pack_rows([encode_sft(chat_format_of(tok), d["messages"]) for d in data], sc.seq_len, tok.eos_id)[0])
-    sc.steps = max(1, round(cfg.sft_epochs * rows / cfg.batch)); sc.warmup_steps = max(1, sc.steps // 10)
+    seq_len = 192
+    rows = len(pack_rows([encode_sft(chat_format_of(tok), d["messages"]) for d in data], seq_len, tok.eos_id)[0])   # packed rows per epoch
+    steps = max(1, round(cfg.sft_epochs * rows / cfg.batch))
+    sc = SFTConfig(lr=cfg.sft_lr, min_lr=cfg.sft_lr / 10, steps=steps, warmup_steps=max(1, steps // 10), batch_rows=cfg.batch,
+                   seq_len=seq_len, threads=cfg.threads, progress=cfg.progress, seed=cfg.seed)
     with torch.autocast("cpu", torch.bfloat16): return sft_train(model, tok, data, sc)
 
 def dpo_on(model, tok, pairs: Sequence[dict], cfg: PostTrainConfig):
