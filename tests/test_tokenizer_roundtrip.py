@@ -1,7 +1,7 @@
 "Property-based tests of llama3_nb.tokenizer: round trips and agreement with the pure-Python oracle."
 from functools import cache
 
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import assume, example, given, settings, strategies as st
 
 from llama3_nb.tokenizer import (bpe_encode_py, default_tokenizer, pretokenize, pretokenize_py, special_token_names,
                                   train_bpe)
@@ -16,6 +16,10 @@ def roundtrip(s: str) -> bool:
 emoji = st.characters(min_codepoint=0x1F300, max_codepoint=0x1FAFF)
 cjk = st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF)
 control = st.characters(categories=["Cc", "Cf", "Zs", "Zl", "Zp"])
+# Characters this Python's Unicode database (14.0 on 3.11) knows. tiktoken's Rust regex, the `regex` module and
+# `unicodedata` each carry their own Unicode version, so on a code point one of them calls unassigned they may split
+# differently (see `test_unassigned_code_points_round_trip`); id-equality tests draw from the characters all know.
+known_chars = st.characters(exclude_categories=["Cn", "Cs"])
 joiners = st.sampled_from(["\u200d", "\ufe0f", "\u0301", "\U0001F3FD", "\r\n", "'ll", "1234"])
 
 @settings(max_examples=300, deadline=None)
@@ -45,7 +49,7 @@ def test_lone_surrogate_becomes_replacement_char():
     assert tok().decode(tok().encode("a\ud800b", bos=False, eos=False)) == "a\ufffdb"
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(st.characters(), emoji, cjk, joiners), max_size=120).map("".join))
+@given(st.lists(st.one_of(known_chars, emoji, cjk, joiners), max_size=120).map("".join))
 def test_tiktoken_equals_pure_python(s):
     assert tok().encode(s, bos=False, eos=False) == bpe_encode_py(tok().mergeable_ranks, s)
 
@@ -66,7 +70,7 @@ def test_fast_trainer_equals_tiktoken_reference_trainer(text, n_merges):
     assert ours == bpe_train(text, 256 + n_merges, PAT_STR, visualise=None)
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.one_of(st.characters(), emoji, cjk, joiners, st.sampled_from(["ab", "abc", "bc", " the", "  "])),
+@given(st.lists(st.one_of(known_chars, emoji, cjk, joiners, st.sampled_from(["ab", "abc", "bc", " the", "  "])),
                 max_size=150).map("".join), st.integers(256, 330))
 def test_any_trained_vocabulary_is_valid_and_round_trips(text, vocab_size):
     from llama3_nb.tokenizer import Tokenizer
@@ -77,6 +81,15 @@ def test_any_trained_vocabulary_is_valid_and_round_trips(text, vocab_size):
     assert ids == bpe_encode_py(t.mergeable_ranks, text)
 
 @settings(max_examples=100, deadline=None)
+@given(st.text(max_size=20), st.integers(256, 300))
+@example("A\U0003d000", 257)   # unassigned in Python 3.11's tables and tiktoken's, a letter to regex 2026.11 (found in CI)
+def test_unassigned_code_points_round_trip(text, vocab_size):
+    "Whatever the Unicode versions disagree on, a trained tokenizer still decodes its own encoding to the text."
+    from llama3_nb.tokenizer import Tokenizer
+    t = Tokenizer.train(text, vocab_size)
+    assert t.decode(t.encode(text, bos=False, eos=False)) == text
+
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.one_of(st.characters(categories=["Cs"]), st.characters(), emoji), max_size=40).map("".join))
 def test_surrogates_are_replaced_like_tiktoken(s):
     # Python strings may hold lone surrogates; both encoders first turn them into U+FFFD (and join valid pairs)
@@ -84,7 +97,6 @@ def test_surrogates_are_replaced_like_tiktoken(s):
     assert ids == bpe_encode_py(tok().mergeable_ranks, s)
     assert tok().decode(ids) == s.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
-known_chars = st.characters(exclude_categories=["Cn", "Cs"])     # characters this Python's Unicode database knows
 contraction_bits = st.sampled_from(["'", "'s", "'S", "'\u017f", "'re", "'VE", "'lL", "'d", "'M", "'t", "ab", " ", "  ", "\t", "\r\n",
                                     "\x1c", "\x85", "\xa0", "\u2028", "\u3000", "a", "1234", "!", "\u0663"])
 
