@@ -12,18 +12,20 @@ from .commands import STAGE_COMMANDS
 __all__ = ['DTYPES', 'fit_dialog', 'build_parser', 'main']
 
 # %% ../nbs/16b_cli.ipynb #bfdd530c
+_RUN_OPTS = ("pretrain_steps", "sft_steps", "rm_steps", "rs_prompts", "rs_steps", "dpo_steps", "dpo_prompts", "heldout_per_task", "dpo_nll")
+
 def _run_command(sub):
     r = sub.add_parser("run", help="the main job: every stage on the bundled data, with a report")
     r.add_argument("--out", default="runs/latest", help="output directory (default: runs/latest)")
     r.add_argument("--preset", default="mini", help="ModelArgs preset for the model (default: mini)")
     r.add_argument("--vocab-size", type=int, default=2048, help="BPE ranks of the tokenizer (default: 2048)")
     r.add_argument("--seed", type=int, default=0); r.add_argument("--new-tokens", type=int, default=24)
-    r.add_argument("--pretrain-steps", type=int, default=160, help="optimizer steps of pretraining (default: 160)")
-    r.add_argument("--sft-steps", type=int, default=300, help="optimizer steps of SFT on the chat tasks (default: 300)")
-    r.add_argument("--rm-steps", type=int, default=200, help="optimizer steps of the reward model (default: 200)")
-    r.add_argument("--rs-prompts", type=int, default=40, help="rejection-sampling prompts per task family (default: 40)")
-    r.add_argument("--rs-steps", type=int, default=40, help="fine-tuning steps on the verified picks (default: 40)")
-    r.add_argument("--dpo-steps", type=int, default=60, help="optimizer steps of DPO on the SFT model's graded samples (default: 60)")
+    for name, what in (("pretrain_steps", "optimizer steps of pretraining"), ("sft_steps", "optimizer steps of SFT on the chat tasks"),
+                       ("rm_steps", "optimizer steps of the reward model"), ("rs_prompts", "rejection-sampling prompts per task family"),
+                       ("rs_steps", "fine-tuning steps on the verified picks"), ("dpo_steps", "optimizer steps of DPO on the RS model's graded samples"),
+                       ("dpo_prompts", "DPO prompts per task family"), ("heldout_per_task", "held-out prompts per task family")):
+        r.add_argument("--" + name.replace("_", "-"), type=int, help=f"{what} (default: RunConfig.{name})")   # None: RunConfig's
+    r.add_argument("--dpo-nll", type=float, help="weight of the chosen replies' NLL in the DPO loss (default: RunConfig.dpo_nll)")
     r.add_argument("--threads", type=int, default=1, help="torch threads (default: 1, fastest on a shared 2-core CPU)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
@@ -31,8 +33,9 @@ def _run_command(sub):
 
 def _cmd_run(a):
     from llama3_nb.pipeline import RunConfig, run
+    steps = {k: v for k, v in vars(a).items() if k in _RUN_OPTS and v is not None}
     s = run(RunConfig(out_dir=a.out, preset=a.preset, vocab_size=a.vocab_size, seed=a.seed, new_tokens=a.new_tokens,
-                      pretrain_steps=a.pretrain_steps, sft_steps=a.sft_steps, rm_steps=a.rm_steps, rs_prompts=a.rs_prompts, rs_steps=a.rs_steps, dpo_steps=a.dpo_steps, threads=a.threads, progress=not a.quiet, device=a.device))
+                      threads=a.threads, progress=not a.quiet, device=a.device, **steps))
     print(f"status: {s['status']}")
     return 0 if s["status"] == "ok" else 1
 

@@ -5,6 +5,7 @@
 # %% ../nbs/11_dpo.ipynb #f4dc15b6
 from __future__ import annotations
 import json, random, time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, asdict
 from pathlib import Path
@@ -18,7 +19,7 @@ from .config import read_records
 from .optim import OptimConfig, NonFiniteLoss, fit, num_threads
 from .generation import sample_replies
 from .paged import paged_generate
-from .tasks import grade, prompt_key, split_of, task_examples, check_messages, evaluate_tasks
+from .tasks import grade, prompt_key, split_of, task_examples, check_messages, evaluate_tasks, make_example
 from .checkpoints import load_with_tokenizer, save_meta_checkpoint, save_hf_checkpoint, check_output_dir, check_device
 
 # %% auto #0
@@ -28,16 +29,20 @@ __all__ = ['make_pairs', 'check_pair', 'read_pairs_jsonl', 'encode_response', 'c
 # %% ../nbs/11_dpo.ipynb #55c13338
 def _reply(text: str) -> list[dict]: return [{"role": "assistant", "content": text.strip()}]
 
-def make_pairs(examples: Sequence[dict], replies: Sequence[Sequence[str]]) -> tuple[list[dict], dict]:
+def make_pairs(examples: Sequence[dict], replies: Sequence[Sequence[str]], rejected: str = "first",
+               on_policy: bool = False) -> tuple[list[dict], dict]:
     "One pair per prompt with a wrong sample: chosen = a correct sample, else the reference answer; rejected = a wrong one."
-    pairs, stats = [], dict(prompts=len(examples), all_correct=0, chosen_sampled=0, chosen_reference=0)
+    if rejected not in ("first", "mode"): raise ValueError(f"rejected must be 'first' or 'mode', got {rejected!r}")
+    pairs, stats = [], dict(prompts=len(examples), all_correct=0, chosen_sampled=0, chosen_reference=0) | ({"no_correct": 0} if on_policy else {})
     for e, rs in zip(examples, replies, strict=True):
         good = [r for r in rs if grade(e, r)]
+        if on_policy and not good: stats["no_correct"] += 1; continue       # no reference answers: both replies sampled
         chosen = good[0] if good else e["answer"]
-        bad = [r for r in rs if not grade(e, r) and r.strip() != chosen.strip()]
+        bad = [r.strip() for r in rs if not grade(e, r) and r.strip() != chosen.strip()]
         if not bad: stats["all_correct"] += 1; continue
+        worst = bad[0] if rejected == "first" else Counter(bad).most_common(1)[0][0]   # "mode": the most frequent mistake
         src = "sample" if good else "reference"; stats[f"chosen_{'sampled' if good else 'reference'}"] += 1
-        pairs.append(dict(prompt=e["messages"][:-1], chosen=_reply(chosen), rejected=_reply(bad[0]),
+        pairs.append(dict(prompt=e["messages"][:-1], chosen=_reply(chosen), rejected=_reply(worst),
                           task=e["task"], answer=e["answer"], chosen_source=src))
     stats["pairs"] = len(pairs)
     return pairs, stats

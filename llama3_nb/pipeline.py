@@ -5,6 +5,7 @@
 # %% ../nbs/15_pipeline.ipynb #ee470186
 from __future__ import annotations
 import json, time, platform
+from collections import Counter
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from typing import Callable
@@ -20,7 +21,7 @@ from .curate import curate, format_summary
 from .pretraining_data import open_source
 from .optim import num_threads
 from .pretraining import TrainConfig, train, evaluate
-from .pretraining_study import unigram_loss
+from .pretraining_study import unigram_loss, copy_probe
 from .tokenizer import ChatFormat
 from .tasks import task_examples, evaluate_tasks, grade, prompt_key, TASKS
 from .sft import SFTConfig, sft_train, encode_sft, sft_eval_loss
@@ -46,14 +47,18 @@ class RunConfig:
     new_tokens: int = 24                            # tokens to generate in the serving smoke test
     pretrain_steps: int = 160                       # optimizer steps of pretraining (the last 20 % anneal)
     sft_steps: int = 300                            # optimizer steps of SFT on the verifiable chat tasks
-    sft_examples: int = 400                         # generated training dialogs per task family (held out: 40 per family)
+    sft_examples: int = 400                         # generated training dialogs per task family
+    heldout_per_task: int = 100                     # held-out prompts per family every model is measured on (fewer where a family has fewer)
     rm_steps: int = 200                             # optimizer steps of the reward model (from the SFT weights)
-    rs_prompts: int = 40                            # training prompts per task family for rejection sampling
+    rs_prompts: int = 150                           # training prompts per task family for rejection sampling
     rs_k: int = 8                                   # samples per prompt (the report: 10-30)
-    rs_steps: int = 40                              # fine-tuning steps on the verified picks mixed with SFT data
-    dpo_steps: int = 60                             # optimizer steps of DPO (+0.2 NLL) on pairs sampled from the SFT model
+    rs_steps: int = 150                             # fine-tuning steps on the verified picks mixed with SFT data (and of the control arm)
+    dpo_steps: int = 150                            # optimizer steps of DPO (+0.2 NLL) on pairs sampled from the RS model
+    dpo_lr: float = 3e-4                            # DPO's peak LR (the report's 1e-5 is set for 8B-405B models)
+    dpo_nll: float = 1.0                            # weight of the chosen replies' NLL in the DPO loss (report: 0.2; see the note in section 4)
+    dpo_k: int = 8                                  # samples per DPO prompt; a pair needs a right and a wrong one
     eval_n: int = 200                               # held-out examples per benchmark of the final evaluation
-    dpo_prompts: int = 40                           # training prompts per task family to sample preference pairs for
+    dpo_prompts: int = 100                          # training prompts per task family to sample preference pairs for
     threads: int = 1                                # torch threads (one is fastest on a shared 2-core machine)
     progress: bool = True                           # progress bars on the long stages
     device: str = "cpu"
@@ -127,6 +132,7 @@ def stage_pretrain(cfg: RunConfig, st: RunState) -> dict:
     return {"steps": len(rows), "tokens": rows[-1]["tokens"], "first_loss": round(rows[0]["loss"], 3),
             "last_train_loss": round(rows[-1]["loss"], 3), "heldout_loss": round(model_loss, 3),
             "unigram_heldout_loss": round(unigram_loss(srcs["train"].ids, srcs["heldout"].ids, tok.n_words), 3),
+            "copy_probe": copy_probe(st.model, cfg.vocab_size),             # can it read a token back from its context?
             "tokens_per_s": round(sum(r["batch"] * r["seq_len"] for r in rows) /
                                   sum(r["batch"] * r["seq_len"] / r["tok_s"] for r in rows)),
             "loss_curve": str(out / "loss.png")}
@@ -140,7 +146,7 @@ def _ok(replies: list[dict]) -> torch.Tensor:
 def stage_sft(cfg: RunConfig, st: RunState) -> dict:
     "Fine-tune in the chat format on verifiable tasks (prompt-masked, packed); held-out accuracy before and after."
     tok, model, out = st.tokenizer, st.model, Path(cfg.out_dir) / "sft"
-    train_ex, held = task_examples(cfg.sft_examples, "train", cfg.seed), task_examples(40, "heldout", cfg.seed + 1)
+    train_ex, held = task_examples(cfg.sft_examples, "train", cfg.seed), task_examples(cfg.heldout_per_task, "heldout", cfg.seed + 1)
     held_enc = [encode_sft(ChatFormat(tok), e["messages"]) for e in held]
     before, loss0 = evaluate_tasks(model, tok, held, replies=(r0 := [])), sft_eval_loss(model, tok, held_enc)
     sc = SFTConfig(steps=cfg.sft_steps, warmup_steps=min(20, cfg.sft_steps // 10), seed=cfg.seed, threads=cfg.threads,
@@ -187,33 +193,48 @@ def stage_reward(cfg: RunConfig, st: RunState) -> dict:
             "random_sample_correct": round(right.mean().item(), 3), "oracle_correct": round(right.amax(1).mean().item(), 3)}
 
 # %% ../nbs/15_pipeline.ipynb #a07ed8db
+def _by_task(ok: torch.Tensor, examples: list[dict]) -> dict[str, float]:
+    "Mean of 1/0 outcomes `ok` (N,) per task family of `examples`."
+    fams = [e["task"] for e in examples]
+    return {t: round(ok[[f == t for f in fams]].mean().item(), 3) for t in dict.fromkeys(fams)}
+
 def stage_rs(cfg: RunConfig, st: RunState) -> dict:
-    "Rejection sampling: K samples per prompt, the verifier keeps passes; fine-tune on them mixed with SFT data."
+    "Rejection sampling: K samples per prompt, the verifier keeps passes; fine-tune on them mixed with SFT data, beside a control arm."
     tok, sft, held = st.tokenizer, st.model, st.heldout_tasks
     prompts = task_examples(cfg.rs_prompts, "train", cfg.seed + 4)
     res = rejection_sample(sft, None, tok, prompts, k=cfg.rs_k, max_new_tokens=16, seed=cfg.seed, select="verifier")
-    mix = task_examples(max(1, -(-len(res.kept) // len(TASKS))), "train", cfg.seed + 5)     # about as many reference examples
-    fc = SFTConfig(steps=cfg.rs_steps, lr=1e-3, min_lr=1e-4, warmup_steps=min(5, cfg.rs_steps // 4), seed=cfg.seed,
+    n_ref = max(1, -(-len(res.kept) // len(TASKS)))                                          # per family: about as many as kept
+    mix, more = task_examples(n_ref, "train", cfg.seed + 5), task_examples(n_ref, "train", cfg.seed + 6)
+    fc = SFTConfig(steps=cfg.rs_steps, lr=1e-3, min_lr=1e-4, warmup_steps=min(10, cfg.rs_steps // 4), seed=cfg.seed,
                    threads=cfg.threads, device=cfg.device, progress=cfg.progress)
+    control, _ = rs_finetune(sft, tok, mix + more, fc)           # same steps, reference data only: is the gain the picks'?
+    evaluate_tasks(control, tok, held, replies=(rc := [])); ctl = _ok(rc); del control
     st.model, rows = rs_finetune(sft, tok, list(res.kept) + mix, fc)
     after = evaluate_tasks(st.model, tok, held, replies=(r := [])); st.heldout_ok["RS"] = _ok(r)
     return {"prompts": len(prompts), "k": cfg.rs_k, "kept": len(res.kept), "mixed_sft_examples": len(mix),
             "random_sample_correct": round(res.stats["random_correct"], 3), "verifier_pass_at_k": round(res.stats["oracle_correct"], 3),
-            "steps": len(rows), "heldout_correct": f"{st.heldout_ok['SFT'].mean():.3f} -> {after['correct']['all']:.3f}"}
+            "pass_at_k_by_task": _by_task(res.rewards.amax(1), prompts),
+            "steps": len(rows), "heldout_correct": f"{st.heldout_ok['SFT'].mean():.3f} -> {after['correct']['all']:.3f}",
+            "correct_by_task": _by_task(st.heldout_ok["RS"], held), "control_heldout_correct": round(ctl.mean().item(), 3),
+            "RS - control": {k: round(v, 3) for k, v in paired_gain(st.heldout_ok["RS"], ctl).items() if k != "n"}}
 
 # %% ../nbs/15_pipeline.ipynb #4af7b767
 def stage_dpo(cfg: RunConfig, st: RunState) -> dict:
-    "DPO + NLL on preference pairs sampled from the RS model and graded by program; held-out accuracy before and after."
+    "DPO + NLL on on-policy pairs from the RS model (a right sample over its most frequent mistake); held-out accuracy before and after."
     tok, model, held = st.tokenizer, st.model, st.heldout_tasks
     prompts = task_examples(cfg.dpo_prompts, "train", cfg.seed + 2)
-    pairs, made = make_pairs(prompts, sample_replies(model, tok, [e["messages"][:-1] for e in prompts], 4, 24, 1.0, cfg.seed, engine=paged_generate))
-    if not pairs: return {"pairs": 0, **made, "note": "every sampled reply was correct: nothing to prefer"}
-    dc = DPOTrainConfig(steps=cfg.dpo_steps, warmup_steps=min(5, cfg.dpo_steps // 4), seed=cfg.seed, threads=cfg.threads,
-                        device=cfg.device, progress=cfg.progress)
+    replies = sample_replies(model, tok, [e["messages"][:-1] for e in prompts], cfg.dpo_k, 24, 1.0, cfg.seed, engine=paged_generate)
+    pairs, made = make_pairs(prompts, replies, rejected="mode", on_policy=True)
+    if not pairs:                                               # nothing to prefer: the DPO model is the RS model
+        st.heldout_ok["DPO"] = st.heldout_ok["RS"]
+        return {"pairs": 0, **made, "note": "no prompt had both a right and a wrong sample: DPO did not train"}
+    dc = DPOTrainConfig(steps=cfg.dpo_steps, lr=cfg.dpo_lr, min_lr=cfg.dpo_lr / 10, nll_weight=cfg.dpo_nll, warmup_steps=min(5, cfg.dpo_steps // 4),
+                        seed=cfg.seed, threads=cfg.threads, device=cfg.device, progress=cfg.progress)
     before, ref = evaluate_tasks(model, tok, held), pair_logps(model, tok, pairs, dc.mask_eot)   # the RS model is the reference
     rows = dpo_train(model, tok, pairs, dc, ref)
     after = evaluate_tasks(model, tok, held, replies=(r := [])); st.heldout_ok["DPO"] = _ok(r)
-    return {"pairs": len(pairs), **made, "steps": len(rows), "last_reward_acc": round(rows[-1]["reward_acc"], 3),
+    return {"pairs": len(pairs), **made, "pairs_by_task": dict(Counter(p["task"] for p in pairs)), "steps": len(rows),
+            "lr": cfg.dpo_lr, "nll_weight": cfg.dpo_nll, "last_reward_acc": round(rows[-1]["reward_acc"], 3),
             "heldout_correct": f"{before['correct']['all']:.3f} -> {after['correct']['all']:.3f}",
             "heldout_well_formed": f"{before['well_formed']['all']:.3f} -> {after['well_formed']['all']:.3f}",
             "correct_by_task": {k: round(v, 3) for k, v in after["correct"].items() if k != "all"}}

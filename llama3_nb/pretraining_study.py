@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 import numpy as np
 import torch
+import torch.nn.functional as F
 from .config import ModelArgs, count_params, flops_per_token
 from .model import Transformer, init_weights
 from .model_bench import matmul_flops, time_alternating, print_bench
@@ -18,7 +19,7 @@ from .pretraining import (TrainConfig, config_from_dict, train_step, train, eval
                                    load_train_state, average_checkpoints, anneal_checkpoints)
 
 # %% auto #0
-__all__ = ['STUDY_CONFIG', 'bench_pretraining', 'unigram_loss', 'answer_accuracy', 'pretraining_study']
+__all__ = ['STUDY_CONFIG', 'bench_pretraining', 'unigram_loss', 'answer_accuracy', 'copy_probe', 'pretraining_study']
 
 # %% ../nbs/06c_pretraining_study.ipynb #a3543882
 def bench_pretraining(args: ModelArgs | None = None, batch: int = 8, seq: int = 256, reps: int = 5, threads: int | None = None,
@@ -70,6 +71,19 @@ def answer_accuracy(model, tok, n: int = 200) -> float:
         hits += sum(bool((pred[i, k - 1:] == x[i, k:]).all()) for i, (_, k) in enumerate(items))
     model.train(was)
     return hits / max(1, sum(map(len, by_len.values())))
+
+# %% ../nbs/06c_pretraining_study.ipynb #418fcf3e
+@torch.no_grad()
+def copy_probe(model, vocab_size: int, n: int = 32, length: int = 24, seed: int = 0) -> dict[str, float]:
+    "Loss (nats/token) on `n` random token sequences of `length` (ids < `vocab_size`) and on their immediate repeat."
+    x = torch.randint(0, vocab_size, (n, length), generator=torch.Generator().manual_seed(seed))   # (n, L)
+    seq = torch.cat([x, x], 1).to(next(model.parameters()).device)                                # (n, 2L)
+    was = model.training; model.eval()
+    logits = model(seq)[:, :-1].float()                                                           # (n, 2L-1, V): token t+1
+    nll = F.cross_entropy(logits.flatten(0, 1), seq[:, 1:].flatten(), reduction="none").view(n, -1)
+    model.train(was)
+    first, repeat = nll[:, :length - 1].mean().item(), nll[:, length:].mean().item()  # targets x[1:], then x[1:] again
+    return {"first": round(first, 3), "repeat": round(repeat, 3), "copy_gain": round(first - repeat, 3)}
 
 # %% ../nbs/06c_pretraining_study.ipynb #10d9b025
 STUDY_CONFIG = dict(preset="mini", model={}, tokenizer="bpe", lr=3e-3, warmup_steps=16, max_steps=160, min_lr=3e-4, anneal_steps=32,

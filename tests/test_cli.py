@@ -14,7 +14,7 @@ def cli(*args, ok=True):
 def tiny_run(tmp_path_factory):
     "One tiny main job (~35 s) whose report and checkpoints the tests below read; a test that changes files copies them."
     out = tmp_path_factory.mktemp("tiny_run") / "run"
-    r = cli("run", "--preset", "tiny", "--vocab-size", "512", "--pretrain-steps", "4", "--sft-steps", "3", "--rm-steps", "2", "--rs-prompts", "2", "--rs-steps", "2", "--dpo-steps", "2", "--quiet", "--out", out, "--new-tokens", "3")
+    r = cli("run", "--preset", "tiny", "--vocab-size", "512", "--pretrain-steps", "4", "--sft-steps", "3", "--rm-steps", "2", "--rs-prompts", "2", "--rs-steps", "2", "--dpo-steps", "2", "--dpo-prompts", "4", "--heldout-per-task", "20", "--quiet", "--out", out, "--new-tokens", "3")
     return out, r
 
 def test_help_lists_subcommands():
