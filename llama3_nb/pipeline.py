@@ -53,9 +53,9 @@ class RunConfig:
     rs_prompts: int = 150                           # training prompts per task family for rejection sampling
     rs_k: int = 8                                   # samples per prompt (the report: 10-30)
     rs_steps: int = 150                             # fine-tuning steps on the verified picks mixed with SFT data (and of the control arm)
-    dpo_steps: int = 150                            # optimizer steps of DPO (+0.2 NLL) on pairs sampled from the RS model
+    dpo_steps: int = 150                            # optimizer steps of DPO (+ NLL) on pairs sampled from the RS model
     dpo_lr: float = 3e-4                            # DPO's peak LR (the report's 1e-5 is set for 8B-405B models)
-    dpo_nll: float = 1.0                            # weight of the chosen replies' NLL in the DPO loss (report: 0.2; see the note in section 4)
+    dpo_nll: float = 1.0                            # weight of the chosen replies' NLL in the DPO loss (report: 0.2; why 1.0 here: section 4)
     dpo_k: int = 8                                  # samples per DPO prompt; a pair needs a right and a wrong one
     eval_n: int = 200                               # held-out examples per benchmark of the final evaluation
     dpo_prompts: int = 100                          # training prompts per task family to sample preference pairs for
