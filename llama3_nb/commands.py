@@ -128,6 +128,29 @@ def _cmd_dpo(a):
     print(f"dpo: {cfg.steps} steps on {s['n_pairs']} pairs; {acc}wrote {Path(a.out)}")
     return 0
 
+# %% ../nbs/16a_commands.ipynb #89315eae
+def _rejection_command(sub):
+    p = _posttrain_parser(sub, "rejection", "one rejection-sampling round: llama3_nb rejection CHECKPOINT_DIR OUT_DIR (see --help)",
+                          "K samples per prompt, the verifier's or a reward model's pick kept as SFT data, one fine-tuning round (Llama 3 §4.2.2).",
+                          checkpoint="chat checkpoint directory, Meta or Hugging Face (with tokenizer.model)",
+                          out="output directory: kept.jsonl, the fine-tuned checkpoint, summary.json",
+                          data="HF-style chat JSONL to sample from (default: generated task prompts; the verifier needs their 'task' and 'answer')",
+                          n_train="generated prompts per task (without --data; default 40)", n_heldout="generated held-out prompts per task (default 40)")
+    p.add_argument("--k", type=int, help="samples per prompt (default 8)")
+    p.add_argument("--select", choices=["verifier", "rm"], default="verifier", help="who picks: the task checker, or --rm's reward model")
+    p.add_argument("--rm", help="reward-model directory written by `llama3_nb reward` (with --select rm)")
+    add_posttrain_args(p).set_defaults(fn=_cmd_rejection)
+
+def _cmd_rejection(a):
+    from llama3_nb.sft import SFTConfig
+    from llama3_nb.rejection import run_rejection
+    cfg = _posttrain_config(SFTConfig, a, 5, lr=a.lr, steps=a.steps)
+    s = run_rejection(a.checkpoint, a.out, cfg, a.data, select=a.select, rm=a.rm, tokenizer=a.tokenizer, **_given(a, "k", "n_train", "n_heldout"))
+    b, f = s["heldout_correct"]["before"], s["heldout_correct"]["after"]
+    acc = f"held-out accuracy {b['all']:.2f} -> {f['all']:.2f}; " if "all" in b else ""
+    print(f"rejection: kept {s['rs']['kept']} of {s['rs']['prompts']} prompts (K = {s['k']}); {acc}wrote {Path(a.out)}")
+    return 0
+
 # %% ../nbs/16a_commands.ipynb #d110f48b
 def _train_command(sub):
     p = sub.add_parser("train", help="pretrain with the Llama 3 recipe: llama3_nb train CONFIG.toml|json [--set KEY=VALUE ...] (see --help)",
@@ -227,4 +250,4 @@ def _cmd_sweep(a):
 
 
 # %% ../nbs/16a_commands.ipynb #9cf96104
-STAGE_COMMANDS = (_curate_command, _train_command, _sft_command, _reward_command, _eval_command, _dpo_command, _sweep_command, _posttrain_command)
+STAGE_COMMANDS = (_curate_command, _train_command, _sft_command, _reward_command, _eval_command, _dpo_command, _rejection_command, _sweep_command, _posttrain_command)

@@ -4,21 +4,25 @@
 
 # %% ../nbs/10_rejection_sampling.ipynb #354595e3
 from __future__ import annotations
-import copy, random, statistics, time
+import copy, json, random, statistics, time
+from pathlib import Path
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, asdict
 import torch
 from torch import Tensor
 from .model import Transformer
 from .tokenizer import Tokenizer
 from .generation import generate, sample_replies
 from .paged import paged_generate
-from .tasks import CHECKERS, grade
-from .sft import SFTConfig, sft_train
-from .reward import RewardModel, best_of_k
+from .tasks import CHECKERS, grade, task_examples, evaluate_tasks
+from .sft import SFTConfig, sft_train, read_sft_jsonl
+from .reward import RewardModel, best_of_k, load_reward_model
+from .config import check_output_dir
+from .optim import NonFiniteLoss, num_threads
+from .checkpoints import load_with_tokenizer, save_meta_checkpoint, save_hf_checkpoint, check_device
 
 # %% auto #0
-__all__ = ['prompt_of', 'RSResult', 'rs_stats', 'rejection_sample', 'rs_finetune', 'bench_rejection']
+__all__ = ['prompt_of', 'RSResult', 'rs_stats', 'rejection_sample', 'rs_finetune', 'bench_rejection', 'run_rejection']
 
 # %% ../nbs/10_rejection_sampling.ipynb #6f8ac864
 def prompt_of(x: dict | Sequence[dict]) -> list[dict]:
@@ -106,3 +110,31 @@ def bench_rejection(model: Transformer, prompts: Sequence[Sequence[int]], k: int
     sps = {n: len(dense_in) / statistics.median(s) for n, s in secs.items()}
     return dict(samples=len(dense_in), paged_samples_per_s=sps["paged"], dense_samples_per_s=sps["dense"],
                 ratio=sps["paged"] / sps["dense"], paged_tokens=toks["paged"] / repeats, dense_tokens=toks["dense"] / repeats)
+
+# %% ../nbs/10_rejection_sampling.ipynb #7b883707
+def run_rejection(checkpoint: str | Path, out: str | Path, cfg: SFTConfig, data: str | Path | None = None, k: int = 8,
+                  n_train: int = 40, n_heldout: int = 40, select: str = "verifier", rm: str | Path | None = None,
+                  tokenizer: str | Path | None = None) -> dict:
+    "One rejection-sampling round from a checkpoint directory into `out` (kept.jsonl, the fine-tuned checkpoint, summary.json)."
+    check_output_dir(out, checkpoint, data, rm, tokenizer, what="OUT_DIR"); check_device(cfg.device)
+    if (select == "rm") != (rm is not None): raise ValueError("--select rm needs --rm RM_DIR, and --rm needs --select rm")
+    ckpt, (tok, model) = Path(checkpoint), load_with_tokenizer(checkpoint, tokenizer)
+    prompts = read_sft_jsonl(data) if data else task_examples(n_train, "train", cfg.seed + 4)
+    held, out, t0, dtype = task_examples(n_heldout, "heldout", cfg.seed + 1), Path(out), time.time(), next(model.parameters()).dtype
+    with num_threads(cfg.threads):
+        model.float().to(cfg.device); judge = load_reward_model(rm).float().to(cfg.device) if rm else None
+        res = rejection_sample(model, judge, tok, prompts, k, seed=cfg.seed, select=select)
+        if not res.kept: raise ValueError(f"no reply of {len(prompts)} x {k} passed: nothing to fine-tune on; nothing was written")
+        before = evaluate_tasks(model, tok, held)
+        try: tuned, rows = rs_finetune(model, tok, res.kept, cfg)
+        except NonFiniteLoss as e: raise NonFiniteLoss(f"{e}; no weights were saved ({ckpt} is unchanged)") from None
+        after = evaluate_tasks(tuned, tok, held); tuned.to("cpu", dtype)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "kept.jsonl").write_text("".join(json.dumps(e) + "\n" for e in res.kept))
+    fmt = "meta" if (ckpt / "params.json").exists() else "hf"
+    (save_meta_checkpoint if fmt == "meta" else save_hf_checkpoint)(tuned, out); tok.save(out / "tokenizer.model")
+    summary = dict(checkpoint=str(ckpt), format=fmt, data=str(data) if data else "generated task prompts", select=select, k=k,
+                   rs=res.stats, config=asdict(cfg), seconds=round(time.time() - t0, 1), final=rows[-1],
+                   **{f"heldout_{m}": dict(before=before[m], after=after[m]) for m in ("correct", "well_formed")})
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary

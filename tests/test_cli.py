@@ -103,3 +103,12 @@ def test_info_and_run_refuse_names_that_are_not_presets():
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and "llama3_8b, llama3_70b" in r.stderr and "Traceback" not in r.stderr
     r = cli("run", "--preset", "head_dim", "--out", "/nonexistent/never-written", ok=False)
     assert r.returncode == 2 and "unknown preset 'head_dim'" in r.stderr and "Traceback" not in r.stderr
+
+def test_rejection_errors_are_one_line_and_write_nothing(tiny_run):
+    ck = tiny_run[0] / "checkpoints/meta"; out = tiny_run[0].parent / "rs_out"
+    r = cli("rejection", ck, out, "--select", "rm", ok=False)                 # a reward model is needed to pick by one
+    assert r.returncode == 2 and "--select rm needs --rm" in r.stderr and not out.exists()
+    r = cli("rejection", ck, ck / "rs", ok=False)                             # never inside the input
+    assert r.returncode == 2 and "is inside the input" in r.stderr and not (ck / "rs").exists()
+    r = cli("rejection", ck, out, "--k", "2", "--n-train", "1", "--n-heldout", "1", "--steps", "1", ok=False)   # a 4-step model passes nothing
+    assert r.returncode == 2 and "nothing to fine-tune on" in r.stderr and not out.exists(), r.stderr
