@@ -43,6 +43,12 @@ def _run_posttrain(run, C, a, warmup_cap: int, given=("n_train", "n_heldout"), *
     cfg = _posttrain_config(C, a, warmup_cap, **opts)
     return cfg, run(a.checkpoint, a.out, cfg, a.data, tokenizer=a.tokenizer, **_given(a, *given))
 
+def _accuracy_change(s: dict) -> str:
+    "'held-out accuracy A -> B; ' from a post-training summary's `heldout_correct`, or '' when it has no overall figure."
+    b, f = s["heldout_correct"]["before"], s["heldout_correct"]["after"]
+    return f"held-out accuracy {b['all']:.2f} -> {f['all']:.2f}; " if "all" in b else ""
+
+
 # %% ../nbs/16a_commands.ipynb #3e5c5b1f
 def _curate_command(sub):
     p = sub.add_parser("curate", help="Llama 3's web-data pipeline on a JSONL crawl: llama3_nb curate IN.jsonl OUT_DIR (see --help)",
@@ -82,9 +88,8 @@ def _sft_command(sub):
 def _cmd_sft(a):
     from llama3_nb.sft import SFTConfig, run_sft
     cfg, s = _run_posttrain(run_sft, SFTConfig, a, 20, lr=a.lr, steps=a.steps)
-    (b, f), (lb, la) = (s["heldout_correct"][w] for w in ("before", "after")), (s["heldout_loss"][w] or float("nan") for w in ("before", "after"))
-    acc = f"held-out accuracy {b['all']:.2f} -> {f['all']:.2f}, " if "all" in b else ""
-    print(f"sft: {cfg.steps} steps; {acc}held-out loss {lb:.3f} -> {la:.3f}; wrote {Path(a.out)}")
+    lb, la = (s["heldout_loss"][w] or float("nan") for w in ("before", "after"))
+    print(f"sft: {cfg.steps} steps; {_accuracy_change(s)}held-out loss {lb:.3f} -> {la:.3f}; wrote {Path(a.out)}")
     return 0
 
 # %% ../nbs/16a_commands.ipynb #c439d92e
@@ -123,9 +128,7 @@ def _cmd_dpo(a):
     from llama3_nb.dpo import DPOTrainConfig, run_dpo
     cfg, s = _run_posttrain(run_dpo, DPOTrainConfig, a, 5, ("k", "n_train", "n_heldout"), beta=a.beta, nll_weight=a.nll,
                             mask_eot=not a.no_mask_eot, lr=a.lr, steps=a.steps, batch_pairs=a.batch_pairs)
-    b, f = s["heldout_correct"]["before"], s["heldout_correct"]["after"]
-    acc = f"held-out accuracy {b['all']:.2f} -> {f['all']:.2f}; " if "all" in b else ""
-    print(f"dpo: {cfg.steps} steps on {s['n_pairs']} pairs; {acc}wrote {Path(a.out)}")
+    print(f"dpo: {cfg.steps} steps on {s['n_pairs']} pairs; {_accuracy_change(s)}wrote {Path(a.out)}")
     return 0
 
 # %% ../nbs/16a_commands.ipynb #89315eae
@@ -146,9 +149,7 @@ def _cmd_rejection(a):
     from llama3_nb.rejection import run_rejection
     cfg = _posttrain_config(SFTConfig, a, 5, lr=a.lr, steps=a.steps)
     s = run_rejection(a.checkpoint, a.out, cfg, a.data, select=a.select, rm=a.rm, tokenizer=a.tokenizer, **_given(a, "k", "n_train", "n_heldout"))
-    b, f = s["heldout_correct"]["before"], s["heldout_correct"]["after"]
-    acc = f"held-out accuracy {b['all']:.2f} -> {f['all']:.2f}; " if "all" in b else ""
-    print(f"rejection: kept {s['rs']['kept']} of {s['rs']['prompts']} prompts (K = {s['k']}); {acc}wrote {Path(a.out)}")
+    print(f"rejection: kept {s['rs']['kept']} of {s['rs']['prompts']} prompts (K = {s['k']}); {_accuracy_change(s)}wrote {Path(a.out)}")
     return 0
 
 # %% ../nbs/16a_commands.ipynb #d110f48b

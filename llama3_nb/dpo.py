@@ -19,7 +19,7 @@ from .config import read_records
 from .optim import OptimConfig, NonFiniteLoss, fit, num_threads
 from .generation import sample_replies
 from .paged import paged_generate
-from .tasks import grade, prompt_key, split_of, task_examples, check_messages, evaluate_tasks, make_example
+from .tasks import grade, prompt_key, split_of, task_examples, check_messages, evaluate_tasks
 from .checkpoints import load_with_tokenizer, save_meta_checkpoint, save_hf_checkpoint, check_output_dir, check_device
 
 # %% auto #0
