@@ -118,7 +118,7 @@ def dpo_loss(policy_chosen_logps: Tensor, policy_rejected_logps: Tensor, ref_cho
 @dataclass
 class DPOTrainConfig(OptimConfig):
     "A DPO run: `OptimConfig`'s fields with DPO's defaults, the loss (beta, NLL weight, masking) and the batch size."
-    lr: float = 1e-5              # peak LR (report, llama3-facts.md §6); also the best of 4 tried here (1e-5..3e-4)
+    lr: float = 1e-5              # peak LR (report, llama3-facts.md §6) (the main job, on a model it trains harder, uses 3e-4)
     min_lr: float = 1e-6          # cosine floor reached at `steps`
     steps: int = 60               # optimizer steps
     warmup_steps: int = 5         # linear warm-up steps

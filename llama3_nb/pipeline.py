@@ -52,7 +52,7 @@ class RunConfig:
     rm_steps: int = 200                             # optimizer steps of the reward model (from the SFT weights)
     rs_prompts: int = 150                           # training prompts per task family for rejection sampling
     rs_k: int = 8                                   # samples per prompt (the report: 10-30)
-    rs_steps: int = 150                             # fine-tuning steps on the verified picks mixed with SFT data (and of the control arm)
+    rs_steps: int = 300                             # fine-tuning steps on the verified picks mixed with SFT data (and of the control arm)
     dpo_steps: int = 150                            # optimizer steps of DPO (+ NLL) on pairs sampled from the RS model
     dpo_lr: float = 3e-4                            # DPO's peak LR (the report's 1e-5 is set for 8B-405B models)
     dpo_nll: float = 1.0                            # weight of the chosen replies' NLL in the DPO loss (report: 0.2; why 1.0 here: section 4)

@@ -35,16 +35,20 @@ def _ints(s: str) -> list[int]: return [int(x) for x in re.findall(r"\d+", s)]
 
 SLOPPY: dict[str, Callable[[str], str]] = dict(          # correct by the checker, not in the canonical form
     larger=lambda a: a + ".", add=lambda a: a + ".", parity=lambda a: a.capitalize() + ".", count=lambda a: a + ".",
-    repeat=lambda a: "\n".join(a.split()), reverse=lambda a: a.replace(", ", ","))
+    maxdigit=lambda a: " " + a + ".", evens=lambda a: a + ".")
+
+def _near(a: str, r: random.Random, steps=(-2, -1, 1, 2)) -> str:
+    "A number a little off `a`, never negative."
+    d = r.choice(steps); return str(int(a) + d if int(a) + d >= 0 else int(a) - d)
 
 CORRUPT: dict[str, Callable[[str, str, random.Random], str]] = dict(     # (prompt, answer, rng) -> well formed, wrong
     larger=lambda p, a, r: str(min(_ints(p)[:2])),                                          # the smaller number
-    add=lambda p, a, r: str(int(a) + r.choice([-3, -2, -1, 1, 2, 3])),                      # off by a little
+    add=lambda p, a, r: _near(a, r),                                                        # off by a little
     parity=lambda p, a, r: "odd" if a == "even" else "even",
-    count=lambda p, a, r: str(int(a) + r.choice([-1, 1])),                                 # one word miscounted
-    repeat=lambda p, a, r: " ".join(a.split()[:1] * (len(a.split()) + r.choice([-1, 1]))),  # one copy too few or many
-    reverse=lambda p, a, r: ", ".join((w := a.split(", "))[1:] + w[:1]),                   # rotated, not reversed
-    format=lambda p, a, r: "ANSWER: " + r.choice([w for w in p.split("'")[1].split() if w != a.split()[-1]]))
+    count=lambda p, a, r: _near(a, r, (-1, 1)),                                             # one word miscounted
+    maxdigit=lambda p, a, r: str(r.choice([d for d in _ints(p) if d != int(a)])),           # another digit of the list
+    evens=lambda p, a, r: _near(a, r, (-1, 1)),                                             # one digit misjudged
+    format=lambda p, a, r: "ANSWER: " + _near(a.split()[-1], r, (-1, 1)))                  # one digit too few or many
 
 RANKED = ("edited", "chosen", "rejected")                # best first
 

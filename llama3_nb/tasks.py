@@ -12,40 +12,39 @@ from .tokenizer import ROLES
 from .generation import sample_replies
 
 # %% auto #0
-__all__ = ['WORDS', 'SYSTEM_PROMPTS', 'TASKS', 'CHECKERS', 'FORMATS', 'grade', 'well_formed', 'prompt_key', 'split_of',
-           'make_example', 'task_examples', 'check_messages', 'evaluate_tasks']
+__all__ = ['WORDS', 'SYSTEM_PROMPTS', 'ADD_FORMS', 'TASKS', 'CHECKERS', 'FORMATS', 'grade', 'well_formed', 'prompt_key',
+           'split_of', 'make_example', 'task_examples', 'check_messages', 'evaluate_tasks']
 
 # %% ../nbs/07a_tasks.ipynb #12afe1b8
 WORDS = ("apple", "river", "stone", "cloud", "green", "tiger", "bread", "light", "music", "paper", "chair", "smile",
          "ocean", "train", "plant", "sugar", "horse", "dream", "glass", "sound", "tower", "night", "field", "honey",
          "water", "house", "table", "grass", "happy", "sleep", "money", "storm", "piano", "lemon", "queen", "robot")
 SYSTEM_PROMPTS = ("You are a careful assistant. Answer exactly as asked.", "Be brief.")
+ADD_FORMS = ("What is {a} + {b}?", "Add {a} and {b}.", "Compute {a} plus {b}.", "What do you get from {a} + {b}?", "Sum {a} and {b}.")
 
+def _digits(r, lo, hi, distinct=False): ds = r.sample(range(10), r.randint(lo, hi)) if distinct else [r.randint(0, 9) for _ in range(r.randint(lo, hi))]; return ds
 def _larger(r): a, b = r.sample(range(1, 20), 2); return f"Which number is larger, {a} or {b}? Reply with the number only.", str(max(a, b))
-def _add(r): a, b = r.randint(10, 89), r.randint(1, 9); return f"What is {a} + {b}? Reply with the number only.", str(a + b)
-def _repeat(r): w, n = r.choice(WORDS), r.randint(2, 5); return f'Repeat the word "{w}" {n} times, separated by spaces.', " ".join([w] * n)
-def _reverse(r): ws = r.sample(WORDS, 3); return f"Reverse the order of this list: {', '.join(ws)}", ", ".join(ws[::-1])
-def _format(r): ws = r.sample(WORDS, 3); return f"What is the first word of '{' '.join(ws)}'? Answer in the form ANSWER: <word>", f"ANSWER: {ws[0]}"
+def _add(r): a, b = r.randint(0, 9), r.randint(0, 9); return r.choice(ADD_FORMS).format(a=a, b=b) + " Reply with the number only.", str(a + b)
 def _parity(r): n = r.randint(10, 999); return f"Is {n} even or odd? Reply with one word.", "even" if n % 2 == 0 else "odd"
 def _count(r): ws = r.sample(WORDS, r.randint(2, 6)); return f"How many words are in '{' '.join(ws)}'? Reply with the number only.", str(len(ws))
+def _maxdigit(r): ds = _digits(r, 3, 5, distinct=True); return f"What is the largest digit in {' '.join(map(str, ds))}? Reply with the digit only.", str(max(ds))
+def _evens(r): ds = _digits(r, 3, 5); return f"How many of these digits are even: {' '.join(map(str, ds))}? Reply with the number only.", str(sum(d % 2 == 0 for d in ds))
+def _format(r): n = r.randint(1, 10 ** r.randint(1, 6)); return f"How many digits does {n} have? Answer in the form ANSWER: <number>", f"ANSWER: {len(str(n))}"
 
 TASKS: dict[str, Callable[[random.Random], tuple[str, str]]] = dict(
-    larger=_larger, add=_add, parity=_parity, count=_count, repeat=_repeat, reverse=_reverse, format=_format)
+    larger=_larger, add=_add, parity=_parity, count=_count, maxdigit=_maxdigit, evens=_evens, format=_format)
 
 # %% ../nbs/07a_tasks.ipynb #6b79ff7f
 def _number(s: str) -> int | None: m = re.fullmatch(r"\s*(-?\d+)\.?\s*", s); return int(m[1]) if m else None
+def _same_number(reply: str, ans: str) -> bool: return _number(reply) == int(ans)      # the number, nothing else
 
 CHECKERS: dict[str, Callable[[str, str], bool]] = dict(
-    larger=lambda reply, ans: _number(reply) == int(ans),                                   # the number, nothing else
-    add=lambda reply, ans: _number(reply) == int(ans),
+    larger=_same_number, add=_same_number, count=_same_number, maxdigit=_same_number, evens=_same_number,
     parity=lambda reply, ans: reply.strip().lower().rstrip(".") == ans,
-    count=lambda reply, ans: _number(reply) == int(ans),
-    repeat=lambda reply, ans: reply.split() == ans.split(),                                 # any whitespace between copies
-    reverse=lambda reply, ans: [w.strip() for w in reply.split(",")] == ans.split(", "),
-    format=lambda reply, ans: re.fullmatch(r"\s*ANSWER: [a-z]+\s*", reply) is not None and reply.strip() == ans)
+    format=lambda reply, ans: re.fullmatch(r"\s*ANSWER: \d+\s*", reply) is not None and reply.strip() == ans)
 
-FORMATS: dict[str, str] = dict(larger=r"\d+", add=r"\d+", parity=r"even|odd", count=r"\d+", repeat=r"[a-z]+( [a-z]+)*",   # the reply's shape,
-                               reverse=r"[a-z]+, [a-z]+, [a-z]+", format=r"ANSWER: [a-z]+")                # right or wrong
+FORMATS: dict[str, str] = dict(larger=r"\d+", add=r"\d+", parity=r"even|odd", count=r"\d+", maxdigit=r"\d+",   # the reply's
+                               evens=r"\d+", format=r"ANSWER: \d+")                                             # shape, right or wrong
 
 def grade(example: dict, reply: str) -> bool:
     "Whether `reply` answers a generated example, by its task's checker."
