@@ -22,7 +22,8 @@ WORDS = ("apple", "river", "stone", "cloud", "green", "tiger", "bread", "light",
 SYSTEM_PROMPTS = ("You are a careful assistant. Answer exactly as asked.", "Be brief.")
 ADD_FORMS = ("What is {a} + {b}?", "Add {a} and {b}.", "Compute {a} plus {b}.", "What do you get from {a} + {b}?", "Sum {a} and {b}.")
 
-def _digits(r, lo, hi, distinct=False): ds = r.sample(range(10), r.randint(lo, hi)) if distinct else [r.randint(0, 9) for _ in range(r.randint(lo, hi))]; return ds
+def _digits(r, lo, hi, distinct=False):
+    n = r.randint(lo, hi); return r.sample(range(10), n) if distinct else [r.randint(0, 9) for _ in range(n)]
 def _larger(r): a, b = r.sample(range(1, 20), 2); return f"Which number is larger, {a} or {b}? Reply with the number only.", str(max(a, b))
 def _add(r): a, b = r.randint(0, 9), r.randint(0, 9); return r.choice(ADD_FORMS).format(a=a, b=b) + " Reply with the number only.", str(a + b)
 def _parity(r): n = r.randint(10, 999); return f"Is {n} even or odd? Reply with one word.", "even" if n % 2 == 0 else "odd"
@@ -41,7 +42,7 @@ def _same_number(reply: str, ans: str) -> bool: return _number(reply) == int(ans
 CHECKERS: dict[str, Callable[[str, str], bool]] = dict(
     larger=_same_number, add=_same_number, count=_same_number, maxdigit=_same_number, evens=_same_number,
     parity=lambda reply, ans: reply.strip().lower().rstrip(".") == ans,
-    format=lambda reply, ans: re.fullmatch(r"\s*ANSWER: \d+\s*", reply) is not None and reply.strip() == ans)
+    format=lambda reply, ans: reply.strip() == ans)                                     # exactly `ANSWER: <n>`
 
 FORMATS: dict[str, str] = dict(larger=r"\d+", add=r"\d+", parity=r"even|odd", count=r"\d+", maxdigit=r"\d+",   # the reply's
                                evens=r"\d+", format=r"ANSWER: \d+")                                             # shape, right or wrong
