@@ -31,7 +31,8 @@ run: $(STAMP)
 
 test: $(STAMP)
 	cd nbs && ../$(BIN)/nbdev_test --n_workers 2 --timing
-	$(BIN)/python -m pytest -q tests
+	@# two workers, each test file on one of them (a file's fixtures are built once; its distributed tests share no port)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 # The notebooks whose lessons assert a training outcome, rerun under a second CPU kernel path: PyTorch picks its
 # kernels by instruction set (ATEN_CPU_CAPABILITY), and a lesson that holds only on one path is red on another

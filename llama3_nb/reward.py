@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_reward_model.ipynb #987faf6c
 from __future__ import annotations
-import json, math, random, re, time
+import fcntl, hashlib, json, math, random, re, time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, asdict
 from pathlib import Path
@@ -17,7 +17,8 @@ from .config import ModelArgs
 from .model import Transformer
 from .tokenizer import ChatFormat, Tokenizer
 from .hf_tokenizer import chat_format_of
-from .optim import OptimConfig, NonFiniteLoss, fit
+from .optim import OptimConfig, NonFiniteLoss, fit, num_threads
+from .pretraining import save_train_state, load_train_state
 from .generation import sample_replies
 from .checkpoints import load_checkpoint, load_with_tokenizer, save_meta_checkpoint, save_hf_checkpoint, check_output_dir, check_device
 from .config import read_records
@@ -27,8 +28,8 @@ from .tasks import grade, prompt_key, split_of, task_examples, check_messages
 __all__ = ['SLOPPY', 'CORRUPT', 'RANKED', 'PAIRS', 'preference_record', 'preference_data', 'normalize_preference',
            'read_preference_jsonl', 'RewardModel', 'reward_model_from', 'lm_of', 'response_ids', 'pack_responses',
            'response_mask', 'collate_rows', 'encode_rows', 'rewards_of', 'score_packed', 'score', 'bt_loss',
-           'ranking_loss', 'RMConfig', 'pairwise_accuracy', 'train_reward_model', 'best_of_k', 'paired_gain',
-           'save_reward_model', 'load_reward_model', 'run_reward']
+           'ranking_loss', 'RMConfig', 'pairwise_accuracy', 'train_reward_model', 'best_of_k', 'MiniRM',
+           'mini_reward_model', 'paired_gain', 'save_reward_model', 'load_reward_model', 'run_reward']
 
 # %% ../nbs/08_reward_model.ipynb #fe60fa0f
 def _ints(s: str) -> list[int]: return [int(x) for x in re.findall(r"\d+", s)]
@@ -243,6 +244,50 @@ def best_of_k(model: RewardModel, tok: Tokenizer, prompts: Sequence[list[dict]],
     "Index of the highest-reward candidate per prompt, and all rewards (N, K), each prompt's candidates packed in one row."
     r = score_packed(model, tok, prompts, candidates, batch)                  # (N, K)
     return r.nan_to_num(float("-inf")).argmax(1).tolist(), r
+
+# %% ../nbs/08_reward_model.ipynb #dcfa4c52
+@dataclass
+class MiniRM:
+    "The shared reward model and what it was trained on."
+    model: RewardModel            # after the last step
+    examples: list[dict]          # the training prompts' task examples
+    samples: list[list[str]]      # the SFT model's replies to them, (N, 4)
+    records: list[dict]           # preference records built from both
+    rows: list[dict]              # per-step metrics
+    snapshots: dict[int, dict]    # step -> state dict, every `eval_every` steps
+
+def _mini_rm_key(n_per_task: int, cfg: RMConfig) -> str:
+    from llama3_nb import generation, reward, sft
+    h = hashlib.sha1(json.dumps([sft._mini_chat_key(sft.MiniChatConfig()), n_per_task, asdict(cfg)]).encode())
+    for m in (generation, reward): h.update(Path(m.__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+# %% ../nbs/08_reward_model.ipynb #8707d3f0
+def mini_reward_model(n_per_task: int = 100, cfg: RMConfig | None = None, cache: bool = True) -> MiniRM:
+    "The miniature chain's reward model, trained once from `mini_chat_models()`'s SFT model and cached (see `cache_dir`)."
+    from llama3_nb.sft import mini_chat_models, cache_dir
+    cfg = cfg or RMConfig(steps=600, threads=1, eval_every=100, progress=False)
+    tok, _, sft = mini_chat_models()
+    d = cache_dir() / "mini_rm" / _mini_rm_key(n_per_task, cfg); f = d / "rm.pt"
+    d.mkdir(parents=True, exist_ok=True)
+    ex = task_examples(n_per_task, "train")
+    with open(d / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)                       # two notebooks tested at once train it once
+        if not (cache and f.is_file()):
+            with num_threads(cfg.threads):
+                samples = sample_replies(sft, tok, [e["messages"][:-1] for e in ex], n=4, max_new_tokens=16, temperature=1.0, seed=0)
+            records, rm, snaps = preference_data(ex, seed=0, samples={prompt_key(e["messages"]): s for e, s in zip(ex, samples)}), reward_model_from(sft), {}
+            def keep(row):                                     # after every `eval_every` steps and the last one
+                if (n := row["step"] + 1) == cfg.steps or (cfg.eval_every and n % cfg.eval_every == 0):
+                    snaps[str(n)] = {k: v.clone() for k, v in rm.state_dict().items()}
+            rows = train_reward_model(rm, tok, records, cfg, log=keep)
+            save_train_state(f, snapshots=snaps, data=json.dumps(dict(samples=samples, records=records, rows=rows)))
+        c = load_train_state(f)
+    data, snaps = json.loads(c["data"]), {int(s): sd for s, sd in c["snapshots"].items()}
+    rm = reward_model_from(sft); rm.load_state_dict(snaps[max(snaps)]); rm.eval()
+    return MiniRM(rm, ex, data["samples"], data["records"], data["rows"], snaps)
+
 
 # %% ../nbs/08_reward_model.ipynb #af889764
 def paired_gain(a: Tensor, b: Tensor, z: float = 1.96) -> dict[str, float]:
