@@ -67,9 +67,12 @@ class Attention(nn.Module):
         k = apply_rotary_emb(self.wk(x).view(B, T, self.n_kv_heads, self.head_dim), freqs_cis) # (B, T, KV, Dh)
         v = self.wv(x).view(B, T, self.n_kv_heads, self.head_dim)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)         # (B, H|KV, T, Dh)
-        if cache is not None: k, v = cache.update(self.layer_id, k, v, start_pos)  # (B, KV, S, Dh)
-        causal = mask is None and cache is None
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, enable_gqa=True)
+        if getattr(cache, "attend", None):                                         # the cache reads its K/V in place
+            out = cache.attend(self.layer_id, q, k, v)                             # (B, H, T, Dh)
+        else:
+            if cache is not None: k, v = cache.update(self.layer_id, k, v, start_pos)  # (B, KV, S, Dh)
+            causal = mask is None and cache is None
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, enable_gqa=True)
         return self.wo(out.transpose(1, 2).reshape(B, T, -1))                      # (B, T, D)
 
 # %% ../nbs/03_model.ipynb #b70d0db7

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from .model import Transformer
 from .generation import Generation, sample, _check_prompts
-from .paged_kv import PagedKVCache
+from .paged_kv import PagedKVCache, PagedKVCacheInPlace
 from .scheduler import Seq, blocks_for, make_scheduler
 
 # %% auto #0
@@ -54,9 +54,11 @@ def fork_samples(s: Seq, first_sid: int, device) -> list[Seq]:
 class PagedEngine:
     "Continuous batching on a paged KV cache: the scheduler picks each step's batch, the model runs it, every sequence samples a token."
     def __init__(self, model: Transformer, num_blocks: int, block_size: int = 16, max_batch: int = 32, *,
-                 admission: str = "preempt", prefix_caching: bool = True):
+                 admission: str = "preempt", prefix_caching: bool = True, attention: str = "gather"):
         p = next(model.parameters()); self.model, self.device, self.admission = model, p.device, admission
-        self.cache = PagedKVCache(model.params, num_blocks, block_size, p.device, p.dtype, prefix_caching)
+        kinds = {"gather": PagedKVCache, "in_place": PagedKVCacheInPlace}      # 09b §2 and §4
+        if attention not in kinds: raise ValueError(f"attention must be one of {sorted(kinds)}, got {attention!r}")
+        self.cache = kinds[attention](model.params, num_blocks, block_size, p.device, p.dtype, prefix_caching)
         self.sched = make_scheduler(admission, self.cache, max_batch)
         self.finished: dict[int, Seq] = {}; self._sid = self._row = 0
         self.trace: list[dict] = []                 # per step: kind, batch size, blocks in use, slots in them, slots filled
@@ -92,13 +94,15 @@ class PagedEngine:
 def paged_generate(model: Transformer, prompts: Sequence[Sequence[int]], max_new_tokens: int = 64, n: int = 1,
                    temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, stop_tokens: Sequence[int] = (),
                    seed: int | None = None, num_blocks: int | None = None, block_size: int = 16,
-                   max_batch: int | None = None, prefix_caching: bool = True, admission: str = "preempt") -> Generation:
+                   max_batch: int | None = None, prefix_caching: bool = True, admission: str = "preempt",
+                   attention: str = "gather") -> Generation:
     "`generate` on the paged engine: row i*n + j is sample j of prompt i, drawn with its own seed `seed + i*n + j`."
     _check_prompts(prompts, max_new_tokens, model.params)
     if n < 1: raise ValueError(f"n must be >= 1, got {n}")
     if max_new_tokens == 0: return Generation([[] for _ in range(len(prompts) * n)], [[] for _ in range(len(prompts) * n)], ["length"] * len(prompts) * n)
     need = n * sum(blocks_for(len(p) + max_new_tokens, block_size) for p in prompts)      # enough never to preempt
-    eng = PagedEngine(model, num_blocks or need, block_size, max_batch or len(prompts) * n, admission=admission, prefix_caching=prefix_caching)
+    eng = PagedEngine(model, num_blocks or need, block_size, max_batch or len(prompts) * n, admission=admission, prefix_caching=prefix_caching,
+                      attention=attention)
     for i, p in enumerate(prompts):
         eng.add_request(p, max_new_tokens, n, temperature, top_p, top_k, None if seed is None else seed + i * n, stop_tokens)
     return eng.run()
