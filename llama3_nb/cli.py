@@ -83,6 +83,7 @@ _BENCH_SAYS = {   # what each benchmark compares, printed before it runs
     "pretraining": "benchmark: training tokens/s and MFU (achieved FLOP/s over fp32 matmul FLOP/s measured in the same run)",
     "generation": "benchmark: decode with vs without the KV cache; our generate vs transformers' generate (greedy)",
     "paged": "benchmark: paged engine vs dense generate under one KV budget: memory filled, sharing, tokens/s",
+    "fp8": "benchmark: FP8 row-wise vs tensor-wise vs bf16 matmul error at Llama 3 8B's FFN shapes; speed ratios where CUDA is present",
     "gpu": "benchmark: FP8 end to end, paged decode attention, BF16 speed and MFU vs transformers, on this GPU"}
 
 def _bench_command(sub):
@@ -119,6 +120,13 @@ def _cmd_bench(a):
         from llama3_nb.paged_bench import bench_paged
         say()
         with num_threads(a.threads or 0): bench_paged()
+    elif a.stage == "fp8":
+        from llama3_nb.fp8 import bench_fp8
+        say(); res = bench_fp8()
+        cols = [k for k in res["numerics"][0] if k not in ("layer", "activations")]        # relative error per token vs float64
+        print(f"  {'layer':6} {'activations':22}" + "".join(f"{k:>30}" for k in cols))
+        for r in res["numerics"]: print(f"  {r['layer']:6} {r['activations']:22}" + "".join(f"{r[k]:>30.1e}" for k in cols))
+        print(f"  GPU: {res['gpu']}" if res["gpu"] else f"  GPU speed skipped: {res['gpu_skipped']}")
     elif a.stage == "gpu": return _bench_gpu(a)
     return 0
 

@@ -11,7 +11,7 @@ from .config import ModelArgs, count_params, flops_per_token
 
 # %% auto #0
 __all__ = ['FP8_FORMATS', 'decode_fp8', 'fp8_values', 'quantize_rowwise', 'quantize_tensorwise', 'dequantize', 'fp8_linear',
-           'FP8Linear', 'quantize_model_fp8', 'fp8_share', 'logit_report', 'bench_fp8_gpu']
+           'FP8Linear', 'quantize_model_fp8', 'fp8_share', 'logit_report', 'bench_fp8_gpu', 'bench_fp8']
 
 # %% ../nbs/12_fp8.ipynb #6888fa76
 FP8_FORMATS = {torch.float8_e4m3fn: (4, 3, 7), torch.float8_e5m2: (5, 2, 15)}   # exponent bits E, mantissa bits M, bias b
@@ -141,3 +141,26 @@ def bench_fp8_gpu(args: ModelArgs | None = None, tokens: int = 4096, iters: int 
         out.append(dict(layer=name, tokens=tokens, K=K, M=M, bf16_tflops=tf / t_bf16, fp8_tflops=tf / t_mm,
                         fp8_over_bf16=t_bf16 / t_mm, fp8_with_quant_over_bf16=t_bf16 / t_all))
     return out
+
+# %% ../nbs/12_fp8.ipynb #4b55b9f4
+@torch.no_grad()
+def bench_fp8(args: ModelArgs | None = None, tokens: int = 256, seed: int = 0, device: str | None = None) -> dict:
+    "FP8 numerics at the FFN shapes of `args` (per-token relative error vs float64), and the GPU speed ratios where CUDA is present."
+    args, g = args or ModelArgs.llama3_8b(), torch.Generator().manual_seed(seed)
+    rows = []
+    for name, (K, M) in {"w1/w3": (args.dim, args.ffn_hidden_dim), "w2": (args.ffn_hidden_dim, args.dim)}.items():
+        w = torch.randn(M, K, generator=g) * K ** -0.5                             # (M, K), unit-variance outputs
+        x = torch.randn(tokens, K, generator=g)                                    # (N, K)
+        spiked = x.clone(); spiked[::16, 0] = 3000.0                               # one token in 16 with a channel at 3000
+        kinds = {"gaussian": x, "token scales 1e-5..10": x * torch.logspace(-5, 1, tokens)[:, None], "spikes of 3000": spiked}
+        for kind, xx in kinds.items():
+            ref = xx.double() @ w.double().T                                       # (N, M)
+            ys = {"bf16": xx.bfloat16() @ w.bfloat16().T, "fp8 row-wise": fp8_linear(xx, *quantize_rowwise(w, ub=None), out_dtype=torch.float32),
+                  "fp8 tensor-wise": fp8_linear(xx, *quantize_tensorwise(w), rowwise=False, out_dtype=torch.float32)}
+            err = {k: (y.double() - ref).norm(dim=1) / ref.norm(dim=1) for k, y in ys.items()}    # (N,) per token
+            rows.append(dict(layer=name, activations=kind, **{f"{k}, median token": e.median().item() for k, e in err.items()},
+                             **{f"{k}, worst token": e.max().item() for k, e in err.items()}))
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    gpu = bench_fp8_gpu(args, device=dev) if str(dev).startswith("cuda") else None
+    return dict(numerics=rows, gpu=gpu, gpu_skipped=None if gpu else f"no CUDA device ({dev}): _scaled_mm on a CPU computes in fp32, so no speed to measure")
+
