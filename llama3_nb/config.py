@@ -74,6 +74,7 @@ def check_fields(cls, d:dict, what:str) -> None:
         if isinstance(v, bool) and bool not in allowed or not isinstance(v, allowed):   # True is an int to Python
             raise FieldTypeError(f"{what} {k!r} should be {known[k]}, got {v!r} ({type(v).__name__})")
 
+# %% ../nbs/00_config.ipynb #412981cf
 @classmethod
 def _from_dict(cls, d: dict, **overrides) -> ModelArgs:
     "Build `ModelArgs` from a `params.json`-style dict; unknown or ill-typed keys are errors naming the key."
@@ -119,6 +120,7 @@ def check_output_dir(out: str | Path, *inputs: str | Path | None, what: str = "o
             raise ValueError(f"{what} {out} {how} the input {i}; choose an output apart from the input")
     return Path(out)
 
+# %% ../nbs/00_config.ipynb #015f582f
 BAD_INPUT = (ValueError, TypeError, OSError)       # what a user's file, option or folder can cause; anything else is a bug
 
 def one_line(e: BaseException) -> str:

@@ -32,6 +32,7 @@ def parse_line(raw: bytes, line: int, cfg: CurationConfig) -> Doc | str:
     if not r["html"].strip(): return "empty page"
     return Doc(line, r["url"], r["fetched_at"], r["html"])
 
+# %% ../nbs/02d_curate.ipynb #2088b4d2
 def iter_lines(f, limit: int) -> Iterator[tuple[bytes, int]]:
     "Lines of a binary file as (first `limit`+1 bytes, full length): an enormous line is never held whole."
     while raw := f.readline(limit + 1):
@@ -160,6 +161,7 @@ def peak_rss_mb(src: str | Path, out_dir: str | Path, quality: bool = True) -> f
     r = subprocess.run([sys.executable, "-c", code, str(src), str(out_dir), str(int(quality))], capture_output=True, text=True, check=True)
     return int(r.stdout.strip().splitlines()[-1]) / 1024   # Linux reports KiB
 
+# %% ../nbs/02d_curate.ipynb #5bbd49ce
 def bench_curation(n_docs: int = 1000, pipeline: bool = True, rss: bool = False) -> dict:
     "Print and return MinHash throughput (ours vs datasketch), the pipeline's time, and optionally peak RSS at 1x/4x."
     from llama3_nb.crawl import CrawlConfig, read_jsonl, save_crawl, shipped_crawl_dir

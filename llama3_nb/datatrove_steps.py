@@ -47,6 +47,7 @@ class CrawlShardReader(PipelineStep):
                 if isinstance(d, str): self.stat_update("bad_input"); continue
                 self.stat_update("read"); yield _to_dt(d)
 
+# %% ../nbs/02f_datatrove_steps.ipynb #bee6550a
 class ExtractAndRedact(PipelineStep):
     "HTML → text and PII redaction (the stateless steps) on each Document."
     name, type = "extract + PII", "Formatter"

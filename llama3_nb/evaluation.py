@@ -134,6 +134,7 @@ def builtin_benchmark(name: str, n: int = 200, seed: int = 0) -> Benchmark:
     if n < 1: raise ValueError(f"need at least 1 example per benchmark, got n={n}")
     return BENCHMARKS[name](n, seed)
 
+# %% ../nbs/14_evaluation.ipynb #77fb46cb
 def read_benchmark_jsonl(path: str | Path, name: str | None = None) -> Benchmark:
     "A benchmark from JSONL lines {\"prompt\", \"answer\", \"grader\"[, \"system\"]}; errors name the line."
     def parse(d, where: str) -> dict:
@@ -175,6 +176,7 @@ def run_eval(model, tok: Tokenizer, benchmarks: Sequence[Benchmark], samples: in
         if log is not None: log += [dict(benchmark=b.name, reply=r, ok=o) for r, o in zip(got, ok)]
     return res
 
+# %% ../nbs/14_evaluation.ipynb #3df2a55a
 def format_table(res: dict[str, dict]) -> str:
     "A plain-text table of `run_eval` results."
     lines = [f"{'benchmark':<12} {'n':>5} {'accuracy':>9}  {'95% CI (normal)':<16}  {'Wilson':<16}  extra"]
@@ -197,6 +199,7 @@ def ngram_hashes(ids: Sequence[int], n: int = 8) -> np.ndarray:
         for j in range(n): h = h * _MULT + w[:, j]                         # Horner's rule, wrapping mod 2**64
     return h
 
+# %% ../nbs/14_evaluation.ipynb #5426c66a
 @dataclass
 class NgramIndex:
     "Sorted distinct n-gram hashes of a training corpus."

@@ -126,6 +126,7 @@ def generate_text(model: Transformer, tokenizer, prompts: Sequence[str], max_new
     res = generate(model, ids, max_new_tokens, stop_tokens=kw.pop("stop_tokens", stops_of(tokenizer)), **kw)
     return [reply_text(tokenizer, toks) for toks in res.tokens]
 
+# %% ../nbs/04_generation.ipynb #7bc2117f
 def chat_reply(model: Transformer, tokenizer, dialog: Sequence[dict], max_new_tokens: int = 256,
                stream: Callable[[str], None] | None = None, **kw) -> str:
     "The assistant's reply to `dialog` in its tokenizer's chat format (`chat_format_of`); `stream` receives text pieces as they are decoded."
@@ -169,6 +170,7 @@ def bench_generation(args: ModelArgs | None = None, new_tokens: int = 512, promp
     try: return _bench_generation(args or ModelArgs.mini(max_seq_len=1024), new_tokens, prompt_len, batches, verbose)
     finally: torch.set_num_threads(before)
 
+# %% ../nbs/04_generation.ipynb #69a0000a
 def _bench_generation(args: ModelArgs, new_tokens: int, prompt_len: int, batches: tuple[int, ...], verbose: bool) -> dict:
     from llama3_nb.model import init_weights
     from llama3_nb.model_bench import hf_twin

@@ -149,6 +149,7 @@ def from_dir(cls: HFTokenizer, path: str | os.PathLike) -> HFTokenizer:
         if isinstance(e, ValueError) and str(p) in str(e): raise
         raise ValueError(f"{p} is not a readable tokenizer.json ({type(e).__name__}: {one_line(e)[:200]})") from None
 
+# %% ../nbs/01a_hf_tokenizer.ipynb #cc84ef64
 @patch
 def save(self: HFTokenizer, folder: str | os.PathLike) -> list[Path]:
     "Write `tokenizer.json` and `tokenizer_config.json` into `folder`, each atomically."

@@ -66,6 +66,7 @@ def bench_model(args: ModelArgs | None = None, batch: int = 8, seq: int = 256, r
     try: return _bench_model(args or ModelArgs(**BENCH_ARGS), batch, seq, reps, verbose)
     finally: torch.set_num_threads(before)
 
+# %% ../nbs/03b_model_bench.ipynb #53856ff5
 def _bench_model(args: ModelArgs, batch: int, seq: int, reps: int, verbose: bool) -> dict:
     torch.manual_seed(0)
     ours = init_weights(Transformer(args)); hf = hf_twin(ours)
@@ -97,6 +98,7 @@ def _bench_model(args: ModelArgs, batch: int, seq: int, reps: int, verbose: bool
     if verbose: print_bench(res)
     return res
 
+# %% ../nbs/03b_model_bench.ipynb #5d713e3c
 def print_bench(res: dict):
     "Print a benchmark result dict as an aligned table."
     for k, v in res.items():

@@ -83,6 +83,7 @@ def num_threads(n: int):
     try: yield
     finally: torch.set_num_threads(before)
 
+# %% ../nbs/05_optim.ipynb #5b138202
 def fit(model: torch.nn.Module, step_fn: Callable[[int], tuple[Tensor, dict]], cfg: OptimConfig, what: str = "loss",
         evaluate: Callable[[], dict] | None = None, log: Callable[[dict], None] | None = None, desc: str = "train") -> list[dict]:
     "Train `model` in place for `cfg.steps` steps of AdamW on `step_fn(step) -> (loss, metrics)`; returns per-step rows."

@@ -396,6 +396,7 @@ def plot_stages(summary: dict, png: str | Path | None = None):
 def _ci(e: dict) -> str: return f"{e['acc']:.3f} [{e['ci'][0]:.3f}, {e['ci'][1]:.3f}]" if e["ci"] else "n/a"
 def _gain(g: dict) -> str: return f"{g['mean']:+.3f} [{g['lo']:+.3f}, {g['hi']:+.3f}]"
 
+# %% ../nbs/15b_posttrain.ipynb #a6e19dee
 def report_md(s: dict) -> str:
     "`report.md` of a run: the per-model table, gains, per-type table, pickers, collapse check and sample replies."
     models = [m for m in ("base", "rs_sft", "dpo") if m in s]

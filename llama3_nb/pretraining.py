@@ -245,6 +245,7 @@ def train(cfg: TrainConfig, model: Transformer | None = None, resume: bool = Tru
     "Run (or resume) pretraining as `cfg` says (`sources`: train/heldout[/anneal] streams instead of its data and tokenizer)."
     with num_threads(cfg.threads): return _train(cfg, model, resume, stop_at, sources)     # the caller's count comes back
 
+# %% ../nbs/06b_pretraining.ipynb #45d523f4
 def _train(cfg: TrainConfig, model: Transformer | None, resume: bool, stop_at: int | None, sources: dict | None) -> list[dict]:
     out = Path(cfg.out_dir); out.mkdir(parents=True, exist_ok=True); ckpt = out / "ckpt" / "latest.pt"
     if sources is None: tok = make_tokenizer(cfg.tokenizer, cfg.model_args().vocab_size, out / "tokenizer")

@@ -85,6 +85,7 @@ def _roundrobin(*its) -> Iterator:
             try: yield next(it)
             except StopIteration: its.remove(it)
 
+# %% ../nbs/06a_pretraining_data.ipynb #63723182
 def math_texts(split: str = "train", n_chars: int = 2_000_000, seed: int = 0) -> Iterator[str]:
     "Generated arithmetic word problems, 8 to a document; train/held-out split by a hash of each problem."
     rng, n, ops = random.Random(seed), 0, [("+", "plus", lambda a, b: a + b), ("-", "minus", lambda a, b: a - b),
@@ -135,6 +136,7 @@ def source_texts(spec: str, split: str, n_chars: int) -> Iterator[str]:
             if (not domain or r.get("domain") == domain) and is_heldout(f"{r.get('url')}/{r.get('line')}") == (split == "heldout"):
                 yield r["text"]
 
+# %% ../nbs/06a_pretraining_data.ipynb #6396bc5c
 def open_source(spec: str, split: str, tok, n_chars: int = 2_000_000, seed: int | None = 0) -> TokenStream:
     "A `TokenStream` of BOS+text+EOS documents from a source spec, in an order shuffled by `seed`; a `.bin` file's ids as they are."
     if spec.endswith(".bin"): return TokenStream.from_bin(spec, tok.bos_id)

@@ -62,6 +62,7 @@ def one_thread():
     try: yield
     finally: torch.set_num_threads(old)
 
+# %% ../nbs/02c_quality.ipynb #4eb0fcc7
 @one_thread()
 def train_fasttext(texts: list[str], labels: list[int], n_classes: int, cfg: FastTextConfig | None = None) -> FastText:
     "Train a fastText-style classifier on `texts` with integer `labels`."
@@ -82,6 +83,7 @@ def train_fasttext(texts: list[str], labels: list[int], n_classes: int, cfg: Fas
             for o in opts: o.step()
     return model.eval()
 
+# %% ../nbs/02c_quality.ipynb #056b0e6f
 @one_thread()
 @torch.no_grad()
 def predict_proba(model: FastText, texts: list[str], batch_size: int = 256) -> np.ndarray:
