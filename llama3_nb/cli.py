@@ -83,6 +83,7 @@ _BENCH_SAYS = {   # what each benchmark compares, printed before it runs
     "pretraining": "benchmark: training tokens/s and MFU (achieved FLOP/s over fp32 matmul FLOP/s measured in the same run)",
     "generation": "benchmark: decode with vs without the KV cache; our generate vs transformers' generate (greedy)",
     "paged": "benchmark: paged engine vs dense generate under one KV budget: memory filled, sharing, tokens/s",
+    "decode": "benchmark: decode and prefill tokens/s on a checkpoint: ours vs transformers vs llama.cpp (with --gguf), alternating",
     "fp8": "benchmark: FP8 row-wise vs tensor-wise vs bf16 matmul error at Llama 3 8B's FFN shapes; speed ratios where CUDA is present",
     "gpu": "benchmark: FP8 end to end, paged decode attention, BF16 speed and MFU vs transformers, on this GPU"}
 
@@ -93,8 +94,11 @@ def _bench_command(sub):
     b.add_argument("--batch", type=int, default=8); b.add_argument("--seq", type=int, default=256)
     b.add_argument("--reps", type=int, default=5)
     b.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    b.add_argument("--out", default="data_samples/gpu/figures.json", help="gpu: the JSON to write (default: data_samples/gpu/figures.json)")
+    b.add_argument("--out", help="gpu: the JSON to write (default: data_samples/gpu/figures.json); decode: the JSON to write (default: none)")
     b.add_argument("--quick", action="store_true", help="gpu: the few-minute smoke preset instead of the report's workload")
+    b.add_argument("--checkpoint", help="decode: a Hugging Face checkpoint directory with its tokenizer (e.g. from `llama3_nb fetch smollm2 DIR`)")
+    b.add_argument("--gguf", help="decode: the same model as GGUF, for llama.cpp (needs `pip install llama-cpp-python`)")
+    b.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16", help="decode: weights and KV cache (default bfloat16)")
     b.set_defaults(fn=_cmd_bench)
 
 # %% ../nbs/16b_cli.ipynb #5ef1c024
@@ -120,6 +124,7 @@ def _cmd_bench(a):
         from llama3_nb.paged_bench import bench_paged
         say()
         with num_threads(a.threads or 0): bench_paged()
+    elif a.stage == "decode": return _bench_decode(a)
     elif a.stage == "fp8":
         from llama3_nb.fp8 import bench_fp8
         say(); res = bench_fp8()
@@ -130,9 +135,31 @@ def _cmd_bench(a):
     elif a.stage == "gpu": return _bench_gpu(a)
     return 0
 
+# %% ../nbs/16b_cli.ipynb #27069884
+def _bench_decode(a):
+    import json, torch
+    from llama3_nb.config import bad_input
+    from llama3_nb.generation import bench_decode
+    if not a.checkpoint: return bad_input("bench decode", ValueError("give --checkpoint DIR (e.g. from `llama3_nb fetch smollm2 DIR`)"))
+    if a.gguf:
+        try: import llama_cpp  # noqa: F401
+        except ImportError: return bad_input("bench decode", ValueError("--gguf needs llama-cpp-python: pip install llama-cpp-python (it compiles llama.cpp, ~20 min)"))
+        if not Path(a.gguf).is_file(): return bad_input("bench decode", FileNotFoundError(f"no GGUF file at {a.gguf}"))
+    print(_BENCH_SAYS["decode"])
+    try: res = bench_decode(a.checkpoint, a.gguf, dtype=getattr(torch, a.dtype), threads=a.threads or 2, reps=a.reps)
+    except (FileNotFoundError, ValueError) as e: return bad_input("bench decode", e)
+    for e, r in res["engines"].items(): print(f"  {e:13}" + "".join(f"  {k} {v:8.1f}" for k, v in r.items()))
+    print(f"  greedy {res['dtype']} vs float32: {res['greedy_vs_fp32']}")
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True); Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
+        print(f"  wrote {a.out}")
+    return 0
+
+
 # %% ../nbs/16b_cli.ipynb #e690cb7d
 def _bench_gpu(a):
     from llama3_nb.config import bad_input
+    a.out = a.out or "data_samples/gpu/figures.json"
     from llama3_nb.gpu_bench import check_cuda, gpu_figures
     try: check_cuda("cuda")
     except ValueError as e: return bad_input("bench gpu", e)

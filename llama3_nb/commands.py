@@ -197,13 +197,16 @@ def _eval_command(sub):
     p.add_argument("--tokenizer", help="tokenizer.model path (default: CHECKPOINT/tokenizer.model)")
     p.add_argument("--out", help="write the JSON report here"); p.add_argument("--threads", type=int)
     p.add_argument("--device", help="torch device, e.g. cpu or cuda (default: cpu)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], help="weights and KV cache (default: float32); bfloat16 halves the bytes each decode step reads")
     p.set_defaults(fn=_cmd_eval)
 
 def _cmd_eval(a):
+    import torch
     from llama3_nb.evaluation import eval_checkpoint, format_table
     ks = [int(k) for k in a.k.split(",")]                                  # a non-integer raises ValueError: exit 2
     rep = eval_checkpoint(a.checkpoint, [s for s in a.benchmarks.split(",") if s.strip()], ks=ks, out=a.out,
-                          **_given(a, "data", "n", "samples", "temperature", "seed", "tokenizer", "threads", "device"))
+                          **_given(a, "data", "n", "samples", "temperature", "seed", "tokenizer", "threads", "device"),
+                          **({"dtype": getattr(torch, a.dtype)} if a.dtype else {}))
     print(format_table(rep["results"]))
     return 0
 

@@ -240,8 +240,9 @@ def dialog_text(example: dict) -> str:
 # %% ../nbs/14_evaluation.ipynb #ed87eaf9
 def eval_checkpoint(checkpoint: str | Path, benchmarks: Sequence[str] = ("tasks", "ifeval"), data: str | Path | None = None,
                     n: int = 200, samples: int = 0, ks: Sequence[int] = (1, 5), temperature: float = 0.8, seed: int = 0,
-                    tokenizer: str | Path | None = None, out: str | Path | None = None, threads: int = 1, device: str = "cpu") -> dict:
-    "Evaluate a checkpoint directory on built-in and JSONL benchmarks (95 % CIs, pass@k); the report, also written to `out`."
+                    tokenizer: str | Path | None = None, out: str | Path | None = None, threads: int = 1, device: str = "cpu",
+                    dtype: torch.dtype = torch.float32) -> dict:
+    "Evaluate a checkpoint directory on built-in and JSONL benchmarks (95 % CIs, pass@k) with weights and KV cache in `dtype`; the report, also written to `out`."
     if out and Path(out).is_dir(): raise ValueError(f"--out {out} is a folder; give the .json file to write")
     check_device(device)                                                    # everything is checked before any sampling
     benches = [builtin_benchmark(s.strip(), n, seed) for s in benchmarks] + ([read_benchmark_jsonl(data)] if data else [])
@@ -249,9 +250,9 @@ def eval_checkpoint(checkpoint: str | Path, benchmarks: Sequence[str] = ("tasks"
     if samples < 0: raise ValueError(f"--samples must be >= 0, got {samples}")
     if samples and not all(1 <= k <= samples for k in ks): raise ValueError(f"every k in --k must be in [1, --samples={samples}]")
     tok, model = load_with_tokenizer(checkpoint, tokenizer)
-    model, t0 = model.float().to(device).eval(), time.time()
+    model, t0 = model.to(device, dtype).eval(), time.time()
     with num_threads(threads): res = run_eval(model, tok, benches, samples, list(ks), temperature, seed=seed)
-    report = dict(checkpoint=str(checkpoint), ci="normal approximation, S +/- 1.96*sqrt(S(1-S)/N)", seconds=round(time.time() - t0, 1), results=res)
+    report = dict(checkpoint=str(checkpoint), dtype=str(dtype).removeprefix("torch."), ci="normal approximation, S +/- 1.96*sqrt(S(1-S)/N)", seconds=round(time.time() - t0, 1), results=res)
     if out: Path(out).parent.mkdir(parents=True, exist_ok=True); Path(out).write_text(json.dumps(report, indent=1) + "\n")
     return report
 

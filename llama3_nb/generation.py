@@ -4,8 +4,9 @@
 
 # %% ../nbs/04_generation.ipynb #e4db3386
 from __future__ import annotations
-import itertools, time
+import itertools, statistics, time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 import torch
 from torch import Tensor
@@ -13,8 +14,8 @@ from .config import ModelArgs
 from .model import Transformer
 
 # %% auto #0
-__all__ = ['kv_cache_bytes', 'KVCache', 'sample', 'Generation', 'generate', 'stops_of', 'reply_text', 'generate_text',
-           'chat_reply', 'sample_replies', 'bench_generation']
+__all__ = ['DECODE_PROMPT', 'kv_cache_bytes', 'KVCache', 'sample', 'Generation', 'generate', 'stops_of', 'reply_text',
+           'generate_text', 'chat_reply', 'sample_replies', 'bench_generation', 'greedy_agreement', 'bench_decode']
 
 # %% ../nbs/04_generation.ipynb #5383e161
 def kv_cache_bytes(args: ModelArgs, batch: int = 1, seq_len: int = 1, dtype: torch.dtype = torch.bfloat16,
@@ -204,3 +205,75 @@ def _bench_generation(args: ModelArgs, new_tokens: int, prompt_len: int, batches
     if verbose:
         for k, v in res.items(): print(f"  {k:26} {v:,.3g}" if isinstance(v, float) else f"  {k:26} {v}")
     return res
+
+# %% ../nbs/04_generation.ipynb #2eda2019
+DECODE_PROMPT = "Explain in a few sentences why the sky is blue, for a curious ten-year-old."
+
+def _hf_engine(ckpt: str | Path, dtype: torch.dtype):
+    "`transformers`' LlamaForCausalLM on the same directory: (generate(ids, B, n), prefill(ids))."
+    from transformers import AutoModelForCausalLM
+    hf = AutoModelForCausalLM.from_pretrained(ckpt, dtype=dtype).eval()
+    def gen(ids, B, n):
+        x = torch.tensor([ids] * B)                                             # attention mask given: pad id 2 is <|im_end|>
+        return hf.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
+    return gen, lambda ids: hf(torch.tensor([ids]), logits_to_keep=1).logits
+
+def _llama_cpp_engine(gguf: str | Path, threads: int):
+    "llama.cpp through llama-cpp-python on the GGUF, one sequence: (generate(ids, 1, n), prefill(ids))."
+    from llama_cpp import Llama
+    llm = Llama(model_path=str(gguf), n_threads=threads, n_threads_batch=threads, n_ctx=2048, verbose=False)
+    def gen(ids, B, n):
+        out = []
+        for t in llm.generate(ids, temp=0.0, reset=True):                       # greedy; its cache reset every run
+            out.append(t)
+            if len(out) == n: return out
+    def prefill(ids): llm.reset(); llm.eval(ids)
+    return gen, prefill
+
+
+# %% ../nbs/04_generation.ipynb #4a23aadf
+def _decode_times(engines: dict, ids: list[int], long: list[int], batches, n: int, reps: int) -> dict:
+    "Median seconds of each engine for 1 and `n` new tokens per batch size, and for a prefill of `long`; repetitions alternate."
+    t = {}
+    for e, (gen, pre) in engines.items(): gen(ids, 1, 2); pre(long[:32])                 # warm-up
+    for _ in range(reps):
+        for e, (gen, pre) in engines.items():
+            for B in batches if e != "llama.cpp" else (1,):
+                for k in (1, n):
+                    s = time.perf_counter(); gen(ids, B, k); t.setdefault((e, B, k), []).append(time.perf_counter() - s)
+            s = time.perf_counter(); pre(long); t.setdefault((e, "prefill"), []).append(time.perf_counter() - s)
+    return {k: statistics.median(v) for k, v in t.items()}
+
+def greedy_agreement(model_a: Transformer, model_b: Transformer, prompts: Sequence[Sequence[int]], n: int = 32) -> dict:
+    "How often two models' greedy replies agree: identical replies, and the mean share of tokens before the first difference."
+    a, b = (generate(m, prompts, n).tokens for m in (model_a, model_b))
+    common = [next((i for i, (x, y) in enumerate(zip(r, s)) if x != y), min(len(r), len(s))) / n for r, s in zip(a, b)]
+    return dict(prompts=len(prompts), identical=sum(r == s for r, s in zip(a, b)) / len(prompts), shared_prefix=sum(common) / len(common))
+
+
+# %% ../nbs/04_generation.ipynb #331e292b
+@torch.inference_mode()
+def bench_decode(checkpoint: str | Path, gguf: str | Path | None = None, batches=(1, 16), new_tokens: int = 64,
+                 prefill_tokens: int = 512, reps: int = 3, dtype: torch.dtype = torch.bfloat16, threads: int = 2, hf: bool = True) -> dict:
+    "Decode and prefill tokens/s of ours, `transformers` and llama.cpp (where importable) on one checkpoint, in one run."
+    from llama3_nb.checkpoints import load_with_tokenizer
+    from llama3_nb.hf_tokenizer import chat_format_of
+    before = torch.get_num_threads(); torch.set_num_threads(threads)
+    try:
+        tok, model = load_with_tokenizer(checkpoint, None, dtype)
+        cf = chat_format_of(tok); ids = cf.encode_dialog_prompt([{"role": "user", "content": DECODE_PROMPT}])
+        long = (ids * (prefill_tokens // len(ids) + 1))[:prefill_tokens]
+        engines = {"ours": (lambda x, B, n: generate(model, [x] * B, n), lambda x: model.output(model.hidden(torch.tensor([x]))[:, -1]))}
+        if hf: engines["transformers"] = _hf_engine(checkpoint, dtype)
+        if gguf: engines["llama.cpp"] = _llama_cpp_engine(gguf, threads)
+        med = _decode_times(engines, ids, long, batches, new_tokens, reps)
+        res = {e: {f"decode tok/s, batch {B}": B * (new_tokens - 1) / (med[e, B, new_tokens] - med[e, B, 1]) for B in batches if (e, B, 1) in med}
+                  | {"prefill tok/s": prefill_tokens / med[e, "prefill"]} for e in engines}
+        qs = [cf.encode_dialog_prompt([{"role": "user", "content": f"{q} {t}?"}]) for q in ("What is", "Tell me one fact about")
+              for t in ("rain", "the moon", "bread", "music", "a river", "Paris", "a bicycle", "sleep")]
+        f32 = load_with_tokenizer(checkpoint, None, torch.float32)[1] if dtype != torch.float32 else model
+        agree = greedy_agreement(model, f32, qs, 32)
+        return dict(checkpoint=str(checkpoint), dtype=str(dtype).removeprefix("torch."), threads=threads, new_tokens=new_tokens,
+                    prefill_tokens=prefill_tokens, reps=reps, engines=res, greedy_vs_fp32=agree)
+    finally: torch.set_num_threads(before)
+
