@@ -17,6 +17,8 @@ __all__ = ['OutOfBlocks', 'BlockAllocator', 'check_invariants', 'block_hash', 'P
 class OutOfBlocks(RuntimeError):
     "No free KV block left: the scheduler catches this and waits or preempts a sequence."
 
+
+# %% ../nbs/09a_block_manager.ipynb #40edbb48
 class BlockAllocator:
     "A free list and reference counts over `num_blocks` KV-cache blocks."
     def __init__(self, num_blocks: int):
@@ -48,6 +50,7 @@ class BlockAllocator:
         if self.ref[b] < 1: raise ValueError(f"double free of block {b}")
         self.ref[b] -= 1
         if self.ref[b] == 0: self.free_ids[b] = None
+
 
 # %% ../nbs/09a_block_manager.ipynb #28f285cf
 def check_invariants(alloc: BlockAllocator, tables: Iterable[Sequence[int]]) -> None:

@@ -31,6 +31,8 @@ def _run_command(sub):
     r.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     r.set_defaults(fn=_cmd_run)
 
+
+# %% ../nbs/16b_cli.ipynb #928e2a11
 def _cmd_run(a):
     from llama3_nb.pipeline import RunConfig, run
     steps = {k: v for k, v in vars(a).items() if k in _RUN_OPTS and v is not None}
@@ -38,6 +40,7 @@ def _cmd_run(a):
                       threads=a.threads, progress=not a.quiet, device=a.device, **steps))
     print(f"status: {s['status']}")
     return 0 if s["status"] == "ok" else 1
+
 
 # %% ../nbs/16b_cli.ipynb #ac028f70
 def _info_command(sub):

@@ -55,9 +55,12 @@ def quantize_tensorwise(x: Tensor, ub: float | None = None, dtype: torch.dtype =
     amax = x.abs().amax().float().clamp(min=1e-12, max=ub).reshape(1, 1)
     return (x.float() * (fmax / amax)).clamp(-fmax, fmax).to(dtype), amax / fmax
 
+
+# %% ../nbs/12_fp8.ipynb #d9ae775c
 def dequantize(x_fp8: Tensor, inv_scale: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
     "Back to high precision: x_fp8 * (1/scale), broadcast over the row."
     return (x_fp8.float() * inv_scale).to(dtype)
+
 
 # %% ../nbs/12_fp8.ipynb #913e814b
 def fp8_linear(x: Tensor,                  # (..., K) activations, quantized per row here

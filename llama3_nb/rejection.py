@@ -65,6 +65,8 @@ def _verify(prompts: Sequence, cands: Sequence[Sequence[str]]) -> Tensor:
     "Rewards (N, K) from the task checkers: 1.0 for a reply that passes, 0.0 for one that fails."
     return torch.tensor([[float(grade(p, c)) for c in cs] for p, cs in zip(prompts, cands)])
 
+
+# %% ../nbs/10_rejection_sampling.ipynb #c6e90a03
 def rejection_sample(policy: Transformer, rm: RewardModel | None, tok: Tokenizer, prompts: Sequence, k: int, max_new_tokens: int = 24,
                      temperature: float = 1.0, seed: int = 0, min_reward: float | None = None, select: str = "rm") -> RSResult:
     "K replies per prompt from `policy` on the paged engine; keep the RM's best, a verified one, or a random one as SFT examples."
@@ -86,6 +88,7 @@ def rejection_sample(policy: Transformer, rm: RewardModel | None, tok: Tokenizer
         meta = {key: p[key] for key in ("task", "answer") if isinstance(p, dict) and key in p}
         kept.append({"messages": d + [{"role": "assistant", "content": cs[i]}], "reward": rr[i].item()} | meta)
     return RSResult(kept, cands, r, list(picks), rs_stats(prompts, cands, picks, r) | dict(kept=len(kept)))
+
 
 # %% ../nbs/10_rejection_sampling.ipynb #2bea543e
 def rs_finetune(model: Transformer, tok: Tokenizer, kept: Sequence[dict], cfg: SFTConfig, heldout: Sequence[dict] = ()) -> tuple[Transformer, list[dict]]:

@@ -53,6 +53,8 @@ CORRUPT: dict[str, Callable[[str, str, random.Random], str]] = dict(     # (prom
 
 RANKED = ("edited", "chosen", "rejected")                # best first
 
+
+# %% ../nbs/08_reward_model.ipynb #77cda64b
 def preference_record(example: dict, rng: random.Random, wrong: Sequence[str] = ()) -> dict:
     "A {prompt, edited?, chosen, rejected} record for a task example; rejected is one of `wrong` if given, else a corruption."
     msgs, task, ans = example["messages"], example["task"], example["answer"]
@@ -67,6 +69,7 @@ def preference_data(examples: Sequence[dict], seed: int = 0, samples: dict[str, 
         wrong = [s for s in (samples or {}).get(prompt_key(e["messages"]), []) if s.strip() and not grade(e, s)]
         out.append(preference_record(e, rng, wrong))
     return out
+
 
 # %% ../nbs/08_reward_model.ipynb #4925a22e
 def _reply(x, where: str, key: str) -> str:
@@ -92,9 +95,12 @@ def normalize_preference(ex, where: str = "record") -> dict:
     if out["chosen"] == out["rejected"]: raise ValueError(f"{where}: 'chosen' and 'rejected' are the same reply: the pair teaches nothing")
     return out | {k: ex[k] for k in ("task", "answer") if k in ex}
 
+
+# %% ../nbs/08_reward_model.ipynb #e15ffc96
 def read_preference_jsonl(path: str | Path) -> list[dict]:
     "Read preference JSONL (any form `normalize_preference` takes), checking every line."
     return read_records(path, normalize_preference, "records")
+
 
 # %% ../nbs/08_reward_model.ipynb #f3b1c6ea
 class RewardModel(Transformer):
@@ -117,12 +123,15 @@ def reward_model_from(lm: Transformer, seed: int = 0) -> RewardModel:
     with torch.no_grad(): rm.score.weight.copy_(torch.randn(1, lm.params.dim, generator=g) / math.sqrt(lm.params.dim + 1))
     return rm
 
+
+# %% ../nbs/08_reward_model.ipynb #d0392109
 def lm_of(rm: RewardModel) -> Transformer:
     "The trunk (and the unused LM head) as a plain `Transformer` sharing the reward model's tensors."
     with torch.device("meta"): lm = Transformer(rm.params)
     lm.load_state_dict({k: v for k, v in rm.state_dict().items() if k != "score.weight"}, assign=True)
     if rm.params.tie_word_embeddings: lm.output.weight = lm.tok_embeddings.weight
     return lm
+
 
 # %% ../nbs/08_reward_model.ipynb #ab6e35ca
 def response_ids(cf, text: str) -> list[int]:
