@@ -333,7 +333,7 @@ def gpipe_bubble(pp: int, m: int) -> float:
     makespan = max(b_end[s][m - 1] for s in range(pp))
     return (makespan - 2 * m) / (2 * m)
 
-# %% ../nbs/13_parallelism.ipynb #1336c332
+# %% ../nbs/13_parallelism.ipynb #9828e85d
 def layer_split(n_layers: int, n_stages: int, short_ends: bool = True) -> list[tuple[int, int]]:
     "Layer ranges [lo, hi) of `n_stages` pipeline stages; `short_ends`: first and last one layer fewer (Llama 3)."
     k = 2 if short_ends and n_stages > 1 else 0
@@ -345,7 +345,7 @@ def layer_split(n_layers: int, n_stages: int, short_ends: bool = True) -> list[t
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-# %% ../nbs/13_parallelism.ipynb #2a808b67
+# %% ../nbs/13_parallelism.ipynb #188c3675
 def _pipe_step(sched, rank: int, world: int, tokens: Tensor) -> Tensor | None:
     "One schedule step: rank 0 feeds the inputs, the last rank the targets; the last rank's mean micro-batch loss."
     x, y, losses = tokens[:, :-1], tokens[:, 1:], []
@@ -369,7 +369,7 @@ def ipp_worker(rank: int, world: int, args: ModelArgs, sd: dict, tokens: Tensor,
                 grads={k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None})
 
 
-# %% ../nbs/13_parallelism.ipynb #db089fe1
+# %% ../nbs/13_parallelism.ipynb #fa1babfa
 def pipeline_orders(schedule: str, pp: int, m: int, v: int = 1) -> dict[int, list[tuple[str, int, int]]]:
     "Each rank's compute actions (F|B, stage, micro-batch) in `torch.distributed.pipelining`'s `schedule`, built on the fake backend."
     import torch.distributed.pipelining as pl
@@ -386,7 +386,7 @@ def pipeline_orders(schedule: str, pp: int, m: int, v: int = 1) -> dict[int, lis
     finally: dist.destroy_process_group()
 
 
-# %% ../nbs/13_parallelism.ipynb #8f1a1b2a
+# %% ../nbs/13_parallelism.ipynb #5e064c7b
 def schedule_bubble(orders: dict[int, list[tuple[str, int, int]]], f: float = 1.0, b: float = 1.0) -> float:
     "Idle / busy time when every rank runs its actions in order, each as soon as its inputs are there (forward `f`, backward `b`)."
     last = max(s for acts in orders.values() for _, s, _ in acts)
@@ -405,7 +405,7 @@ def schedule_bubble(orders: dict[int, list[tuple[str, int, int]]], f: float = 1.
     return (max(free.values()) * len(orders) - busy) / busy
 
 
-# %% ../nbs/13_parallelism.ipynb #7c51d155
+# %% ../nbs/13_parallelism.ipynb #4fa2550b
 def apply_fsdp(model: nn.Module, mesh, reshard_after_forward: bool = True) -> nn.Module:
     "FSDP2 over the 1-D `mesh`: one unit per block, then the root (embeddings, norm, output), as torchtitan does."
     from torch.distributed.fsdp import fully_shard
@@ -430,7 +430,7 @@ def fwd_bwd_probe(model: nn.Module, x: Tensor, y: Tensor) -> dict:
     return dict(comm={str(k).split(".")[-1]: v for k, v in comm.get_comm_counts().items()}, held_bytes=held)
 
 
-# %% ../nbs/13_parallelism.ipynb #9f776c78
+# %% ../nbs/13_parallelism.ipynb #4f020d13
 def fsdp_tp_worker(rank: int, world: int, args: ModelArgs, sd: dict, tokens: Tensor, steps: int = 2, tp: int = 2,
                    reshard: tuple[bool, ...] = (True, False)) -> dict:
     "FSDP on 'dp' × TP on 'tp' of a (world/tp, tp) mesh, torchtitan's 2D; per `reshard_after_forward` setting: probe, training."
