@@ -6,7 +6,8 @@ import torch.distributed as dist
 from hypothesis import given, settings, strategies as st
 from llama3_nb.pretraining_data import doc_mask
 from llama3_nb.parallel import (MESH_DIMS, TABLE4, build, causal_pairs, coords_rank, cp_positions, cp_worker, dp_worker,
-                                gpipe_bubble, groups, lm_loss, max_diff, pp_worker, rank_coords, reference, run_world,
+                                fsdp_tp_worker, gpipe_bubble, groups, ipp_worker, layer_split, lm_loss, max_diff,
+                                pipeline_orders, pp_worker, rank_coords, reference, run_world, schedule_bubble,
                                 table4_derived, tiny_setup, tp_worker)
 
 sizes_st = st.fixed_dictionaries({d: st.integers(1, 4) for d in MESH_DIMS})
@@ -66,6 +67,30 @@ def test_gpipe_bubble_formula(pp, m):
     "The report's bubble ratio (PP−1)/(V·M) with V = 1, from a simulated GPipe schedule."
     assert gpipe_bubble(pp, m) == pytest.approx((pp - 1) / m, abs=1e-12)
 
+@settings(max_examples=30, deadline=None)
+@given(st.integers(2, 6), st.integers(1, 3), st.integers(1, 4))
+def test_interleaved_bubble_formula(pp, v, rounds):
+    "PyTorch's interleaved 1F1B orders, executed: (p−1)/(v·m) whenever m ≥ p; GPipe's orders give the GPipe simulation."
+    m = pp * rounds
+    assert schedule_bubble(pipeline_orders("ScheduleInterleaved1F1B", pp, m, v)) == pytest.approx((pp - 1) / (v * m), abs=1e-12)
+    assert schedule_bubble(pipeline_orders("ScheduleGPipe", pp, m)) == pytest.approx(gpipe_bubble(pp, m), abs=1e-12)
+
+def test_schedule_bubble_detects_a_deadlock():
+    orders = {0: [("F", 0, 0), ("B", 0, 0)], 1: [("B", 1, 0), ("F", 1, 0)]}      # rank 1 wants the backward first
+    with pytest.raises(RuntimeError, match="deadlock"): schedule_bubble(orders)
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 8), st.integers(1, 12), st.booleans())
+def test_layer_split_partitions_the_layers(per, n_stages, short):
+    n_layers = per * n_stages - (2 if short and n_stages > 1 else 0)
+    if n_layers < 1: return
+    b = layer_split(n_layers, n_stages, short)
+    assert len(b) == n_stages and b[0][0] == 0 and b[-1][1] == n_layers
+    assert all(hi == lo2 for (_, hi), (lo2, _) in zip(b, b[1:]))
+    sizes = [hi - lo for lo, hi in b]
+    if short and n_stages > 1: assert sizes == [per - 1] + [per] * (n_stages - 2) + [per - 1]
+    else: assert sizes == [per] * n_stages
+
 # ---- the launcher -----------------------------------------------------------------------------------------------------
 def _echo(rank, world, x): return dict(rank=rank, world=world, x=x, sum=_allreduce(rank))
 def _allreduce(rank):
@@ -77,6 +102,11 @@ def _exits(rank, world):
     if rank == 0: os._exit(3)
     dist.barrier()
 def _sleeps(rank, world): time.sleep(60)
+def _dies_mid_collective(rank, world):
+    t = torch.ones(1)
+    for step in range(1000):
+        if rank == 1 and step == 3: os._exit(1)            # between collectives: rank 0 is already inside the next one
+        dist.all_reduce(t)
 
 def test_run_world_returns_each_rank():
     res = run_world(_echo, 2, "hi")
@@ -88,6 +118,11 @@ def test_run_world_reports_a_worker_exception():
 
 def test_run_world_reports_an_exit_code():
     with pytest.raises(RuntimeError, match="(?s)_exits failed.*exit code 3"): run_world(_exits, 2, timeout=60)
+
+def test_run_world_ends_when_a_rank_dies_mid_collective():
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="a worker of _dies_mid_collective failed"): run_world(_dies_mid_collective, 2, timeout=60)
+    assert time.monotonic() - t0 < 30                    # an error at once, not the 60 s timeout
 
 def test_run_world_refuses_a_main_function():
     def f(rank, world): return rank
@@ -146,5 +181,29 @@ def test_pp_four_layers_four_microbatches():
     res = run_world(pp_worker, 2, args, sd, tokens, 4)
     grads = {**res[0]["grads"], **res[1]["grads"]}
     assert not set(res[0]["grads"]) & set(res[1]["grads"])
+    torch.testing.assert_close(res[1]["loss"], ref["losses"][0], rtol=1e-5, atol=1e-6)
+    assert max_diff(grads, ref["grads"]) < 1e-6 * _scale(ref)
+
+def test_fsdp_tp_2d_three_layers_three_steps():
+    "FSDP × TP on a (dp=2, tp=2) mesh with the report's reshard_after_forward=False: equal to one process, collectives counted."
+    args, sd, tokens = tiny_setup(seed=7, B=4, T=24, n_layers=3)
+    ref = reference(args, sd, tokens, steps=3)
+    res = run_world(fsdp_tp_worker, 4, args, sd, tokens, 3, 2, (False,), timeout=240)
+    U = args.n_layers + 1
+    for r in (x[False] for x in res):
+        torch.testing.assert_close(r["losses"], ref["losses"], rtol=1e-5, atol=1e-6)
+        assert max_diff(r["grads"], ref["grads"]) < 1e-6 * _scale(ref)
+        assert max_diff(r["params"], ref["params"]) < 1e-5
+        assert r["comm"] == {"_allgather_base_": U, "_reduce_scatter_base_": U, "all_reduce": 4 * args.n_layers}
+        assert r["held_bytes"] == 2 * r["rest_bytes"]     # unsharded over DP = 2 between forward and backward
+
+@pytest.mark.parametrize("n_layers, v, short, n_micro", [(4, 2, False, 3), (4, 3, True, 4), (6, 2, True, 6)])
+def test_interleaved_matches_single_process(n_layers, v, short, n_micro):
+    "Interleaved 1F1B on 2 ranks: (4, 3, True) gives 6 stages of 0-1-1-1-1-0 layers, the ends only embeddings / head."
+    args, sd, tokens = tiny_setup(seed=8, B=12, T=16, n_layers=n_layers)
+    ref = reference(args, sd, tokens, steps=1)
+    res = run_world(ipp_worker, 2, args, sd, tokens, n_micro, v, short)
+    grads = {**res[0]["grads"], **res[1]["grads"]}
+    assert not set(res[0]["grads"]) & set(res[1]["grads"]) and set(grads) == set(ref["grads"])
     torch.testing.assert_close(res[1]["loss"], ref["losses"][0], rtol=1e-5, atol=1e-6)
     assert max_diff(grads, ref["grads"]) < 1e-6 * _scale(ref)
