@@ -254,8 +254,9 @@ def greedy_agreement(model_a: Transformer, model_b: Transformer, prompts: Sequen
 # %% ../nbs/04_generation.ipynb #331e292b
 @torch.inference_mode()
 def bench_decode(checkpoint: str | Path, gguf: str | Path | None = None, batches=(1, 16), new_tokens: int = 64,
-                 prefill_tokens: int = 512, reps: int = 3, dtype: torch.dtype = torch.bfloat16, threads: int = 2, hf: bool = True) -> dict:
-    "Decode and prefill tokens/s of ours, `transformers` and llama.cpp (where importable) on one checkpoint, in one run."
+                 prefill_tokens: int = 512, reps: int = 3, dtype: torch.dtype = torch.bfloat16, threads: int = 2, hf: bool = True,
+                 extra: dict[str, Callable] | None = None) -> dict:
+    "Decode and prefill tokens/s of ours, `transformers` and llama.cpp (where importable) on one checkpoint, in one run; `extra`: name -> f(model) -> (gen, prefill)."
     from llama3_nb.checkpoints import load_with_tokenizer
     from llama3_nb.hf_tokenizer import chat_format_of
     before = torch.get_num_threads(); torch.set_num_threads(threads)
@@ -264,6 +265,7 @@ def bench_decode(checkpoint: str | Path, gguf: str | Path | None = None, batches
         cf = chat_format_of(tok); ids = cf.encode_dialog_prompt([{"role": "user", "content": DECODE_PROMPT}])
         long = (ids * (prefill_tokens // len(ids) + 1))[:prefill_tokens]
         engines = {"ours": (lambda x, B, n: generate(model, [x] * B, n), lambda x: model.output(model.hidden(torch.tensor([x]))[:, -1]))}
+        engines |= {name: make(model) for name, make in (extra or {}).items()}
         if hf: engines["transformers"] = _hf_engine(checkpoint, dtype)
         if gguf: engines["llama.cpp"] = _llama_cpp_engine(gguf, threads)
         med = _decode_times(engines, ids, long, batches, new_tokens, reps)
