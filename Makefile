@@ -29,8 +29,12 @@ $(STAMP): settings.ini setup.py constraints.txt
 run: $(STAMP)
 	$(BIN)/llama3_nb run --out $(OUT)
 
+# The miniature chain's shared models (07b's base + SFT model, 08's reward model) take minutes on one thread, and the
+# notebooks that need them wait on their cache lock; building them first in the background keeps both cores busy
+# meanwhile. The notebooks train them themselves if this fails (its status is reported, not hidden).
+PREWARM := $(BIN)/python -c "from llama3_nb.reward import mini_reward_model; mini_reward_model()"
 test: $(STAMP)
-	cd nbs && ../$(BIN)/nbdev_test --n_workers 2 --timing
+	$(PREWARM) & cd nbs && ../$(BIN)/nbdev_test --n_workers 2 --timing; s=$$?; wait $$! || echo "note: building the shared models in the background failed"; exit $$s
 	@# two workers, each test file on one of them (a file's fixtures are built once; its distributed tests share no port)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
@@ -41,7 +45,9 @@ TRAINING_NBS := 02c_quality|06b_pretraining|06c_pretraining_study|06d_scaling_la
 SECOND_PATH ?= $(shell $(BIN)/python -c "import torch; print('avx2' if torch.backends.cpu.get_cpu_capability().startswith('AVX512') else 'default')" 2>/dev/null || echo default)
 test-kernel-path: $(STAMP)
 	@echo "training notebooks under ATEN_CPU_CAPABILITY=$(SECOND_PATH)"
-	cd nbs && ATEN_CPU_CAPABILITY=$(SECOND_PATH) ../$(BIN)/nbdev_test --n_workers 2 --timing --file_re '^($(TRAINING_NBS))\.ipynb$$'
+	export ATEN_CPU_CAPABILITY=$(SECOND_PATH); $(PREWARM) & \
+	cd nbs && ../$(BIN)/nbdev_test --n_workers 2 --timing --file_re '^($(TRAINING_NBS))\.ipynb$$'; s=$$?; \
+	wait $$! || echo "note: building the shared models in the background failed"; exit $$s
 
 bench: $(STAMP)
 	$(BIN)/llama3_nb bench model

@@ -214,7 +214,7 @@ def _hf_engine(ckpt: str | Path, dtype: torch.dtype):
     from transformers import AutoModelForCausalLM
     hf = AutoModelForCausalLM.from_pretrained(ckpt, dtype=dtype).eval()
     def gen(ids, B, n):
-        x = torch.tensor([ids] * B)                                             # attention mask given: pad id 2 is <|im_end|>
+        x = torch.tensor([ids] * B)                 # the mask is given: SmolLM2's pad id (2) is <|im_end|>, which is in the prompt
         return hf.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
     return gen, lambda ids: hf(torch.tensor([ids]), logits_to_keep=1).logits
 

@@ -134,8 +134,10 @@ class Transformer(nn.Module):
         if int(pos.max()) >= self.params.max_seq_len:
             raise ValueError(f"position {int(pos.max())} exceeds max_seq_len={self.params.max_seq_len}")
         if int(pos.min()) < 0: raise ValueError(f"negative position {int(pos.min())}")
+        attends = getattr(cache, "attend", None) is not None                 # the cache computes attention itself
+        if attends and mask is not None: raise ValueError("a cache that attends in place applies its own causal mask; pass no mask")
         freqs_cis = self.rope(tokens.device)[pos]                             # ([B,] T, Dh/2) complex
-        if cache is not None and mask is None and (T > 1 or pos.dim() == 2):  # causal over cached prefix + new tokens
+        if cache is not None and not attends and mask is None and (T > 1 or pos.dim() == 2):  # causal over prefix + new tokens
             mask = torch.arange(int(pos.max()) + 1, device=tokens.device) <= pos[..., None]   # ([B,] T, S)
             if mask.dim() == 3: mask = mask[:, None]                          # (B, 1, T, S)
         h = self.tok_embeddings(tokens) if self.tok_embeddings is not None else tokens   # (B, T, D)
