@@ -150,7 +150,7 @@ def _bench_decode(a):
         if not Path(a.gguf).is_file(): return bad_input("bench decode", FileNotFoundError(f"no GGUF file at {a.gguf}"))
     print(_BENCH_SAYS["decode"])
     from llama3_nb.paged import paged_generate
-    paged = lambda m: (lambda x, B, n: paged_generate(m, [x] * B, n), lambda x: m.output(m.hidden(torch.tensor([x]))[:, -1]))
+    paged = lambda m: (lambda x, B, n: paged_generate(m, [x] * B, n), lambda x: paged_generate(m, [x], 1))   # prefill: + 1 token
     try: res = bench_decode(a.checkpoint, a.gguf, dtype=getattr(torch, a.dtype), threads=a.threads or 2, reps=a.reps, extra={"ours, paged": paged})
     except (FileNotFoundError, ValueError) as e: return bad_input("bench decode", e)
     for e, r in res["engines"].items(): print(f"  {e:13}" + "".join(f"  {k} {v:8.1f}" for k, v in r.items()))

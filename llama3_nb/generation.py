@@ -223,8 +223,8 @@ def _llama_cpp_engine(gguf: str | Path, threads: int):
     from llama_cpp import Llama
     llm = Llama(model_path=str(gguf), n_threads=threads, n_threads_batch=threads, n_ctx=2048, verbose=False)
     def gen(ids, B, n):
-        out = []
-        for t in llm.generate(ids, temp=0.0, reset=True):                       # greedy; its cache reset every run
+        out = []; llm.reset()                                                    # no KV reused from the previous run
+        for t in llm.generate(ids, temp=0.0, reset=True):                       # greedy
             out.append(t)
             if len(out) == n: return out
     def prefill(ids): llm.reset(); llm.eval(ids)
