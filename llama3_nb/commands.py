@@ -142,13 +142,16 @@ def _rejection_command(sub):
     p.add_argument("--k", type=int, help="samples per prompt (default 8)")
     p.add_argument("--select", choices=["verifier", "rm"], default="verifier", help="who picks: the task checker, or --rm's reward model")
     p.add_argument("--rm", help="reward-model directory written by `llama3_nb reward` (with --select rm)")
+    p.add_argument("--sample-dtype", choices=["float32", "bfloat16"], default="float32", help="weights while the K replies are sampled (fine-tuning stays float32)")
     add_posttrain_args(p).set_defaults(fn=_cmd_rejection)
 
 def _cmd_rejection(a):
+    import torch
     from llama3_nb.sft import SFTConfig
     from llama3_nb.rejection import run_rejection
     cfg = _posttrain_config(SFTConfig, a, 5, lr=a.lr, steps=a.steps)
-    s = run_rejection(a.checkpoint, a.out, cfg, a.data, select=a.select, rm=a.rm, tokenizer=a.tokenizer, **_given(a, "k", "n_train", "n_heldout"))
+    s = run_rejection(a.checkpoint, a.out, cfg, a.data, select=a.select, rm=a.rm, tokenizer=a.tokenizer,
+                      sample_dtype=getattr(torch, a.sample_dtype), **_given(a, "k", "n_train", "n_heldout"))
     print(f"rejection: kept {s['rs']['kept']} of {s['rs']['prompts']} prompts (K = {s['k']}); {_accuracy_change(s)}wrote {Path(a.out)}")
     return 0
 

@@ -117,8 +117,8 @@ def bench_rejection(model: Transformer, prompts: Sequence[Sequence[int]], k: int
 # %% ../nbs/10_rejection_sampling.ipynb #7b883707
 def run_rejection(checkpoint: str | Path, out: str | Path, cfg: SFTConfig, data: str | Path | None = None, k: int = 8,
                   n_train: int = 40, n_heldout: int = 40, select: str = "verifier", rm: str | Path | None = None,
-                  tokenizer: str | Path | None = None) -> dict:
-    "One rejection-sampling round from a checkpoint directory into `out` (kept.jsonl, the fine-tuned checkpoint, summary.json)."
+                  tokenizer: str | Path | None = None, sample_dtype: torch.dtype = torch.float32) -> dict:
+    "One rejection-sampling round from a checkpoint directory into `out` (kept.jsonl, the fine-tuned checkpoint, summary.json); K samples drawn with the weights in `sample_dtype`."
     check_output_dir(out, checkpoint, data, rm, tokenizer, what="OUT_DIR"); check_device(cfg.device)
     if (select == "rm") != (rm is not None): raise ValueError("--select rm needs --rm RM_DIR, and --rm needs --select rm")
     ckpt, (tok, model) = Path(checkpoint), load_with_tokenizer(checkpoint, tokenizer)
@@ -126,7 +126,8 @@ def run_rejection(checkpoint: str | Path, out: str | Path, cfg: SFTConfig, data:
     held, out, t0, dtype = task_examples(n_heldout, "heldout", cfg.seed + 1), Path(out), time.time(), next(model.parameters()).dtype
     with num_threads(cfg.threads):
         model.float().to(cfg.device); judge = load_reward_model(rm).float().to(cfg.device) if rm else None
-        res = rejection_sample(model, judge, tok, prompts, k, seed=cfg.seed, select=select)
+        sampler = model if sample_dtype == torch.float32 else copy.deepcopy(model).to(sample_dtype)   # fine-tuning stays fp32
+        res = rejection_sample(sampler, judge, tok, prompts, k, seed=cfg.seed, select=select); del sampler
         if not res.kept: raise ValueError(f"no reply of {len(prompts)} x {k} passed: nothing to fine-tune on; nothing was written")
         before = evaluate_tasks(model, tok, held)
         try: tuned, rows = rs_finetune(model, tok, res.kept, cfg)
@@ -137,7 +138,7 @@ def run_rejection(checkpoint: str | Path, out: str | Path, cfg: SFTConfig, data:
     fmt = "meta" if (ckpt / "params.json").exists() else "hf"
     (save_meta_checkpoint if fmt == "meta" else save_hf_checkpoint)(tuned, out); tok.save(out / "tokenizer.model")
     summary = dict(checkpoint=str(ckpt), format=fmt, data=str(data) if data else "generated task prompts", select=select, k=k,
-                   rs=res.stats, config=asdict(cfg), seconds=round(time.time() - t0, 1), final=rows[-1],
+                   sample_dtype=str(sample_dtype).removeprefix("torch."), rs=res.stats, config=asdict(cfg), seconds=round(time.time() - t0, 1), final=rows[-1],
                    **{f"heldout_{m}": dict(before=before[m], after=after[m]) for m in ("correct", "well_formed")})
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
