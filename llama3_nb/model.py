@@ -128,14 +128,15 @@ class Transformer(nn.Module):
                pos: Tensor | None = None) -> Tensor:
         "Hidden states (B, T, D) after the final norm; `pos` ([B,] T) replaces the positions start_pos + 0..T-1."
         T = tokens.shape[1]                                                   # tokens: (B, T), or states (B, T, D) in a later stage
+        attends = getattr(cache, "attend", None) is not None                 # the cache computes attention itself
+        if attends and (mask is not None or pos is not None):                 # ...over the positions it was prepared for
+            raise ValueError("a cache that attends in place applies its own positions and causal mask; pass neither mask nor pos")
         if pos is None:
             pos = torch.arange(T, device=tokens.device)                       # (T,)
             pos = start_pos.to(tokens.device)[:, None] + pos if isinstance(start_pos, Tensor) else start_pos + pos   # (B, T) | (T,)
         if int(pos.max()) >= self.params.max_seq_len:
             raise ValueError(f"position {int(pos.max())} exceeds max_seq_len={self.params.max_seq_len}")
         if int(pos.min()) < 0: raise ValueError(f"negative position {int(pos.min())}")
-        attends = getattr(cache, "attend", None) is not None                 # the cache computes attention itself
-        if attends and mask is not None: raise ValueError("a cache that attends in place applies its own causal mask; pass no mask")
         freqs_cis = self.rope(tokens.device)[pos]                             # ([B,] T, Dh/2) complex
         if cache is not None and not attends and mask is None and (T > 1 or pos.dim() == 2):  # causal over prefix + new tokens
             mask = torch.arange(int(pos.max()) + 1, device=tokens.device) <= pos[..., None]   # ([B,] T, S)

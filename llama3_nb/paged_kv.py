@@ -30,10 +30,15 @@ class SlotMapping:
         kf, vf = kpool.flatten(0, 1), vpool.flatten(0, 1)                         # (num_blocks * bs, KV, Dh) views
         kf[self.write] = k.transpose(1, 2)[self.valid].to(kf.dtype); vf[self.write] = v.transpose(1, 2)[self.valid].to(vf.dtype)
 
+    def read_kv(self, kpool: Tensor, vpool: Tensor) -> tuple[Tensor, Tensor]:
+        "Each row's K/V (B, KV, S, Dh), gathered through the read slots into a contiguous copy."
+        kf, vf = kpool.flatten(0, 1), vpool.flatten(0, 1)
+        return kf[self.read].transpose(1, 2), vf[self.read].transpose(1, 2)
+
     def apply(self, kpool: Tensor, vpool: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         "Write the new K/V into the pools; return each row's K/V (B, KV, S, Dh), gathered into a contiguous copy."
-        self.write_kv(kpool, vpool, k, v); kf, vf = kpool.flatten(0, 1), vpool.flatten(0, 1)
-        return kf[self.read].transpose(1, 2), vf[self.read].transpose(1, 2)
+        self.write_kv(kpool, vpool, k, v)
+        return self.read_kv(kpool, vpool)
 
 
 # %% ../nbs/09b_paged_kv.ipynb #bf752692
@@ -108,8 +113,7 @@ def paged_attention(q: Tensor, kpool: Tensor, vpool: Tensor, table: Tensor, star
 # %% ../nbs/09b_paged_kv.ipynb #90430223
 def gather_attention(q: Tensor, kpool: Tensor, vpool: Tensor, plan: SlotMapping) -> Tensor:
     "What `update` and the model's SDPA compute: every row's K/V copied out through the read slots, then causal attention."
-    kf, vf = kpool.flatten(0, 1), vpool.flatten(0, 1)
-    k, v = kf[plan.read].transpose(1, 2), vf[plan.read].transpose(1, 2)                 # (B, KV, S, Dh) copies
+    k, v = plan.read_kv(kpool, vpool)                                                  # (B, KV, S, Dh) copies
     pos = plan.start[:, None] + torch.arange(q.shape[2], device=q.device)              # (B, T) query positions
     mask = (torch.arange(k.shape[2], device=q.device) <= pos[..., None])[:, None]      # (B, 1, T, S)
     return F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), attn_mask=mask, enable_gqa=True)
